@@ -1,0 +1,83 @@
+/**
+ * The errors a caller of the queue can act on.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { TaskStatus } from "./Task.js"
+
+/**
+ * No task has this id in the queue (it never existed, belongs to another
+ * queue, or was pruned after it finished).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskNotFound extends Schema.TaggedError<TaskNotFound>()("TaskNotFound", {
+  id: Schema.String,
+  message: Schema.String
+}) {
+  static of(id: string): TaskNotFound {
+    return new TaskNotFound({ id, message: `No task with id ${JSON.stringify(id)}` })
+  }
+}
+
+/**
+ * The task has already reached a terminal status, so it cannot be
+ * cancelled; nothing was changed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TaskFinished extends Schema.TaggedError<TaskFinished>()("TaskFinished", {
+  id: Schema.String,
+  status: TaskStatus,
+  message: Schema.String
+}) {
+  static of(id: string, status: TaskStatus): TaskFinished {
+    return new TaskFinished({
+      id,
+      status,
+      message: `Task ${id} already finished with status ${status}`
+    })
+  }
+}
+
+/**
+ * The queue is shutting down or closed: it takes no more tasks.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QueueShutdown extends Schema.TaggedError<QueueShutdown>()("QueueShutdown", {
+  queue: Schema.String,
+  message: Schema.String
+}) {
+  static of(queue: string): QueueShutdown {
+    return new QueueShutdown({ queue, message: `Queue ${queue} is shutting down` })
+  }
+}
+
+/**
+ * An option given to a queue or a store breaks its rule; raised when the
+ * layer is built, before anything runs.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidOption", {
+  option: Schema.String,
+  value: Schema.String,
+  rule: Schema.String,
+  message: Schema.String
+}) {
+  static of(option: string, value: unknown, rule: string): InvalidOption {
+    const shown = typeof value === "string" ? JSON.stringify(value) : String(value)
+    return new InvalidOption({
+      option,
+      value: shown,
+      rule,
+      message: `Invalid option ${option}: ${shown} (${rule})`
+    })
+  }
+}

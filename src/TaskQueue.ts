@@ -1,0 +1,463 @@
+/**
+ * The queue: enqueue work, run it in the background with at most
+ * `maxWorkers` handlers at a time, read its status, await it, cancel it.
+ *
+ * @since 0.1.0
+ */
+import type { Context, Schema, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, FiberId, FiberSet, Layer, Queue } from "effect"
+import { makeIdGenerator } from "./internal/id.js"
+import { isPositiveInteger, validate } from "./internal/options.js"
+import type { TaskId, TaskRecord, TaskStatus, TaskView } from "./Task.js"
+import * as Task from "./Task.js"
+import type { InvalidOption } from "./TaskError.js"
+import { QueueShutdown, TaskFinished, TaskNotFound } from "./TaskError.js"
+import * as TaskStore from "./TaskStore.js"
+
+/**
+ * @since 0.1.0
+ * @category options
+ */
+export interface Options<Args extends ReadonlyArray<any>, A, E, R> {
+  /** The queue's name: it tags every task, log line and view. */
+  readonly name: string
+  /** How many handlers may run at once: a positive integer. */
+  readonly maxWorkers: number
+  /**
+   * Runs one task. Its error type is the task's typed failure; a defect or a
+   * synchronous throw is recorded as a defect. Its requirements are provided
+   * by the queue's layer.
+   */
+  readonly handler: (...args: Args) => Effect.Effect<A, E, R>
+  /** Encodes results in task views; without it results are shown as they are. */
+  readonly success?: Schema.Schema<A, any> | undefined
+  /** Encodes typed errors in task views; without it an error shows its message. */
+  readonly failure?: Schema.Schema<E, any> | undefined
+}
+
+/**
+ * What `enqueue` gives back: the task's id, and effects to await or cancel
+ * that very task.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TaskHandle<A, E> {
+  readonly id: TaskId
+  /** Waits until the task ends and gives back how it ended. */
+  readonly await: Effect.Effect<Exit.Exit<A, E>>
+  /** Cancels the task; see {@link TaskQueue.cancel}. */
+  readonly cancel: Effect.Effect<TaskStatus, TaskFinished>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Page<A, E> {
+  readonly items: ReadonlyArray<Task.Task<A, E>>
+  /** Pass it as `cursor` to read the next page; `undefined` on the last one. */
+  readonly next: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  /** Tasks waiting for a worker. */
+  readonly queued: number
+  /** Tasks whose handler is running. */
+  readonly running: number
+}
+
+/**
+ * A queue of tasks that run `(...args: Args) => Effect<A, E>`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
+  readonly name: string
+  readonly maxWorkers: number
+  /** Stores the task and returns at once; it never waits for a worker. */
+  readonly enqueue: (...args: Args) => Effect.Effect<TaskHandle<A, E>, QueueShutdown>
+  readonly get: (id: string) => Effect.Effect<Task.Task<A, E>, TaskNotFound>
+  /** Tasks of this queue, oldest first, optionally of one status. */
+  readonly list: (query?: {
+    readonly status?: TaskStatus | undefined
+    readonly limit?: number | undefined
+    readonly cursor?: string | undefined
+  }) => Effect.Effect<Page<A, E>>
+  /** Waits until the task ends and gives back how it ended. */
+  readonly await: (id: string) => Effect.Effect<Exit.Exit<A, E>, TaskNotFound>
+  /**
+   * Cancels a task. A queued task never starts; a running one is interrupted
+   * and its worker slot is free when this returns. Fails with `TaskFinished`,
+   * changing nothing, when the task had already ended.
+   */
+  readonly cancel: (id: string) => Effect.Effect<TaskStatus, TaskNotFound | TaskFinished>
+  /** Resolves once no task is queued or running (at once if none is). */
+  readonly awaitIdle: Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+  /** The JSON view of a task, with the queue's result and error schemas. */
+  readonly toView: (task: Task.Task<A, E>) => TaskView
+}
+
+/** One task as the engine tracks it; also the record the memory store keeps. */
+class Entry implements TaskRecord {
+  status: TaskStatus = "queued"
+  attempt = 0
+  startedAt: number | undefined = undefined
+  finishedAt: number | undefined = undefined
+  exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  reason: string | undefined = undefined
+  /** The worker running the task, while it runs. */
+  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** Made only when someone awaits the task. */
+  outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
+
+  constructor(
+    readonly id: TaskId,
+    readonly queue: string,
+    readonly createdAt: number,
+    public args: ReadonlyArray<unknown> | undefined
+  ) {}
+}
+
+const nextId = makeIdGenerator()
+
+const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
+  Effect.suspend(() => {
+    if (entry.exit !== undefined) return Effect.succeed(entry.exit)
+    entry.outcome ??= Deferred.unsafeMake(FiberId.none)
+    return Deferred.await(entry.outcome)
+  })
+
+/**
+ * Builds a queue in the current scope. Closing the scope shuts it down:
+ * enqueue fails with `QueueShutdown`, running handlers are interrupted, and
+ * tasks that never started end `cancelled` with reason `"shutdown"`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TaskQueue, TaskStore } from "effect-task-queue"
+ *
+ * const program = Effect.gen(function* () {
+ *   const queue = yield* TaskQueue.make({
+ *     name: "sums",
+ *     maxWorkers: 2,
+ *     handler: (x: number, y: number) => Effect.succeed(x + y)
+ *   })
+ *   const task = yield* queue.enqueue(1, 2)
+ *   return yield* task.await
+ * }).pipe(Effect.scoped, Effect.provide(TaskStore.layerMemory()))
+ * ```
+ */
+export const make = <Args extends ReadonlyArray<any>, A, E, R>(
+  options: Options<Args, A, E, R>
+): Effect.Effect<TaskQueue<Args, A, E>, InvalidOption, Scope.Scope | TaskStore.TaskStore | R> =>
+  Effect.gen(function* () {
+    const name = yield* validate(
+      "name",
+      options.name,
+      "must be a non-empty string of at most 128 characters",
+      (s) => typeof s === "string" && s.length > 0 && s.length <= 128
+    )
+    const maxWorkers = yield* validate(
+      "maxWorkers",
+      options.maxWorkers,
+      "must be a positive integer",
+      isPositiveInteger
+    )
+    const handler = yield* validate(
+      "handler",
+      options.handler,
+      "must be a function returning an Effect",
+      (f) => typeof f === "function"
+    )
+    const schemas = { success: options.success, failure: options.failure }
+
+    const store = yield* TaskStore.TaskStore
+    const clock = yield* Effect.clock
+    const ready = yield* Queue.unbounded<Entry>()
+    const permits = yield* Effect.makeSemaphore(maxWorkers)
+    const workers = yield* FiberSet.make<void>()
+
+    let open = true
+    let pending = 0
+    let running = 0
+    let idle: Deferred.Deferred<void> | undefined
+
+    /** Moves a queued task to running on this worker; false if it is no longer queued. */
+    const begin = (entry: Entry, worker: Fiber.RuntimeFiber<void>): boolean => {
+      if (entry.status !== "queued") return false
+      entry.status = "running"
+      entry.attempt += 1
+      entry.startedAt = clock.unsafeCurrentTimeMillis()
+      entry.fiber = worker
+      running += 1
+      return true
+    }
+
+    /** Records how a task ended, once; later calls change nothing. */
+    const settle = (entry: Entry, exit: Exit.Exit<unknown, unknown>): void => {
+      if (Task.isTerminal(entry.status)) return
+      if (entry.status === "running") running -= 1
+      if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && !open) {
+        entry.reason ??= "shutdown"
+      }
+      entry.status = Exit.isSuccess(exit)
+        ? "succeeded"
+        : Cause.isInterruptedOnly(exit.cause) && entry.reason !== undefined
+          ? "cancelled"
+          : "failed"
+      entry.exit = exit
+      entry.finishedAt = clock.unsafeCurrentTimeMillis()
+      entry.fiber = undefined
+      entry.args = undefined
+      pending -= 1
+      if (entry.outcome !== undefined) Deferred.unsafeDone(entry.outcome, Exit.succeed(exit))
+      if (pending === 0 && idle !== undefined) {
+        Deferred.unsafeDone(idle, Exit.void)
+        idle = undefined
+      }
+    }
+
+    const logEnd = (entry: Entry): Effect.Effect<void> => {
+      const line = {
+        taskId: entry.id,
+        queue: name,
+        attempt: entry.attempt,
+        status: entry.status,
+        durationMs: (entry.finishedAt ?? 0) - (entry.startedAt ?? entry.createdAt)
+      }
+      const exit = entry.exit
+      const log =
+        entry.status === "failed" && exit !== undefined && Exit.isFailure(exit)
+          ? Effect.logWarning("task failed", exit.cause)
+          : Effect.logInfo(`task ${entry.status}`)
+      return Effect.annotateLogs(log, line)
+    }
+
+    const finish = (entry: Entry, exit: Exit.Exit<unknown, unknown>) =>
+      Effect.suspend(() => {
+        settle(entry, exit)
+        return Effect.zipRight(store.update(entry), logEnd(entry))
+      })
+
+    const cancelForShutdown = (entry: Entry) =>
+      Effect.suspend(() => {
+        if (entry.status !== "queued") return Effect.void
+        entry.reason = "shutdown"
+        return finish(entry, Exit.interrupt(FiberId.none))
+      })
+
+    /**
+     * A worker holds one permit: it runs its first task, then goes on with
+     * the next queued one while there is one, and gives the permit back when
+     * it ends, however it ends. It stops after a task that was cancelled (the
+     * interruption meant for that task must not reach the next one) and once
+     * the queue is closing.
+     */
+    const work = (first: Entry): Effect.Effect<void, never, R> =>
+      Effect.withFiberRuntime<void, never, R>((fiber) =>
+        Effect.gen(function* () {
+          let entry: Entry | undefined = first
+          while (entry !== undefined) {
+            if (!open) return yield* cancelForShutdown(entry)
+            if (begin(entry, fiber)) {
+              yield* store.update(entry)
+              const current: Entry = entry
+              const exit: Exit.Exit<unknown, unknown> =
+                current.reason !== undefined
+                  ? Exit.interrupt(fiber.id())
+                  : yield* Effect.exit(
+                      Effect.interruptible(
+                        Effect.suspend(() => handler(...(current.args as unknown as Args)))
+                      )
+                    )
+              yield* finish(current, exit)
+              if (current.reason !== undefined || !open) return
+            }
+            entry = yield* Queue.poll(ready).pipe(
+              Effect.map((next) => (next._tag === "Some" ? next.value : undefined))
+            )
+          }
+        })
+      )
+
+    const startWorker = Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        restore(permits.take(1)),
+        restore(Queue.take(ready)).pipe(
+          Effect.onInterrupt(() => permits.release(1)),
+          Effect.flatMap((entry) =>
+            FiberSet.run(workers, Effect.ensuring(work(entry), permits.release(1)))
+          )
+        )
+      )
+    )
+
+    // The drain fiber: a defect in one step is logged and the loop goes on.
+    const drain = yield* startWorker.pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.logError("task queue drain step failed", cause).pipe(
+          Effect.annotateLogs({ queue: name })
+        )
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        open = false
+        yield* Effect.logDebug("task queue shutting down").pipe(
+          Effect.annotateLogs({ queue: name, pending, running })
+        )
+        yield* Fiber.interrupt(drain)
+        yield* FiberSet.clear(workers)
+        yield* Effect.forEach(yield* Queue.takeAll(ready), cancelForShutdown, { discard: true })
+        yield* Queue.shutdown(ready)
+      })
+    )
+
+    const lookup = (id: string): Effect.Effect<TaskRecord, TaskNotFound> =>
+      Effect.flatMap(store.get(id), (record) =>
+        record === undefined || record.queue !== name
+          ? Effect.fail(TaskNotFound.of(id))
+          : Effect.succeed(record)
+      )
+
+    const awaitRecord = (record: TaskRecord): Effect.Effect<Exit.Exit<unknown, unknown>> => {
+      if (record instanceof Entry) return awaitEntry(record)
+      if (record.exit !== undefined) return Effect.succeed(record.exit)
+      // A record this process does not run: read it again until it ends.
+      return Effect.gen(function* () {
+        while (true) {
+          yield* Effect.sleep("100 millis")
+          const exit = (yield* store.get(record.id))?.exit
+          if (exit !== undefined) return exit
+        }
+      })
+    }
+
+    const cancelEntry = (entry: Entry): Effect.Effect<TaskStatus, TaskFinished> =>
+      Effect.suspend(() => {
+        switch (entry.status) {
+          case "queued": {
+            // It stays in the ready queue; the worker that polls it skips it.
+            entry.reason = "cancelled"
+            return finish(entry, Exit.interrupt(FiberId.none)).pipe(Effect.map(() => entry.status))
+          }
+          case "running": {
+            entry.reason ??= "cancelled"
+            const fiber = entry.fiber
+            const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+            return Effect.zipRight(stop, awaitEntry(entry)).pipe(
+              Effect.flatMap(() =>
+                entry.status === "cancelled"
+                  ? Effect.succeed(entry.status)
+                  : Effect.fail(TaskFinished.of(entry.id, entry.status))
+              )
+            )
+          }
+          default:
+            return Effect.fail(TaskFinished.of(entry.id, entry.status))
+        }
+      })
+
+    const handleOf = (entry: Entry): TaskHandle<A, E> => ({
+      id: entry.id,
+      await: awaitEntry(entry) as Effect.Effect<Exit.Exit<A, E>>,
+      cancel: cancelEntry(entry)
+    })
+
+    const queue: TaskQueue<Args, A, E> = {
+      name,
+      maxWorkers,
+      enqueue: (...args) =>
+        Effect.suspend(() => {
+          if (!open) return Effect.fail(QueueShutdown.of(name))
+          const now = clock.unsafeCurrentTimeMillis()
+          const entry = new Entry(nextId(now), name, now, args)
+          pending += 1
+          return Effect.as(store.insert(entry), entry).pipe(
+            Effect.tap(() => Queue.offer(ready, entry)),
+            Effect.map(handleOf)
+          )
+        }),
+      get: (id) => Effect.map(lookup(id), (record) => Task.snapshot<A, E>(record)),
+      list: (query = {}) =>
+        Effect.map(
+          store.list({
+            queue: name,
+            status: query.status,
+            limit: query.limit ?? 100,
+            cursor: query.cursor
+          }),
+          (page) => ({ items: page.items.map((r) => Task.snapshot<A, E>(r)), next: page.next })
+        ),
+      await: (id) =>
+        Effect.flatMap(lookup(id), awaitRecord) as Effect.Effect<Exit.Exit<A, E>, TaskNotFound>,
+      cancel: (id) =>
+        Effect.flatMap(lookup(id), (record) =>
+          record instanceof Entry
+            ? cancelEntry(record)
+            : Effect.fail(TaskFinished.of(record.id, record.status))
+        ),
+      awaitIdle: Effect.suspend(() => {
+        if (pending === 0) return Effect.void
+        idle ??= Deferred.unsafeMake(FiberId.none)
+        return Deferred.await(idle)
+      }),
+      stats: Effect.sync(() => ({ queued: pending - running, running })),
+      toView: (task) => Task.toView(task, schemas)
+    }
+    return queue
+  })
+
+/**
+ * A queue as a layer for a tag of the user's own. The store comes from a
+ * `TaskStore` layer; the handler's requirements from the layer's context.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { TaskQueue } from "effect-task-queue"
+ *
+ * class Emails extends Context.Tag("app/Emails")<
+ *   Emails,
+ *   TaskQueue.TaskQueue<[to: string], void, never>
+ * >() {}
+ *
+ * const EmailsLive = TaskQueue.layerMemory(Emails, {
+ *   name: "emails",
+ *   maxWorkers: 4,
+ *   handler: (to) => Effect.log(`sending to ${to}`)
+ * })
+ * ```
+ */
+export const layer = <I, Args extends ReadonlyArray<any>, A, E, R>(
+  tag: Context.Tag<I, TaskQueue<Args, A, E>>,
+  options: Options<Args, A, E, R>
+): Layer.Layer<I, InvalidOption, TaskStore.TaskStore | Exclude<R, Scope.Scope>> =>
+  Layer.scoped(tag, make(options))
+
+/**
+ * Like {@link layer}, with its own in-memory store.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = <I, Args extends ReadonlyArray<any>, A, E, R>(
+  tag: Context.Tag<I, TaskQueue<Args, A, E>>,
+  options: Options<Args, A, E, R> & { readonly store?: TaskStore.MemoryOptions | undefined }
+): Layer.Layer<I, InvalidOption, Exclude<R, Scope.Scope>> =>
+  layer(tag, options).pipe(Layer.provide(TaskStore.layerMemory(options.store)))

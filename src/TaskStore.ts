@@ -1,0 +1,157 @@
+/**
+ * The store seam: where task records live, and the in-memory store.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer } from "effect"
+import { validate } from "./internal/options.js"
+import type { InvalidOption } from "./TaskError.js"
+import type { TaskRecord, TaskStatus } from "./Task.js"
+import { isTerminal } from "./Task.js"
+
+/**
+ * A page of a listing: oldest task first, and the cursor of the next page
+ * (`undefined` on the last page).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TaskPage {
+  readonly items: ReadonlyArray<TaskRecord>
+  readonly next: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListQuery {
+  readonly queue: string
+  readonly status?: TaskStatus | undefined
+  /** At most this many items; the store caps it at 1,000. */
+  readonly limit: number
+  /** The `next` cursor of the previous page. */
+  readonly cursor?: string | undefined
+}
+
+/**
+ * Where a queue keeps its task records. The queue calls `insert` when a task
+ * is enqueued and `update` after each change of status.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class TaskStore extends Context.Tag("effect-task-queue/TaskStore")<
+  TaskStore,
+  {
+    readonly insert: (record: TaskRecord) => Effect.Effect<void>
+    readonly update: (record: TaskRecord) => Effect.Effect<void>
+    readonly get: (id: string) => Effect.Effect<TaskRecord | undefined>
+    readonly list: (query: ListQuery) => Effect.Effect<TaskPage>
+  }
+>() {}
+
+/**
+ * How long the in-memory store keeps finished tasks.
+ *
+ * @since 0.1.0
+ * @category options
+ */
+export interface MemoryOptions {
+  /** Finished tasks kept at most; the oldest go first. Default 10,000. */
+  readonly maxFinished?: number | undefined
+  /** Finished tasks are dropped this long after they finish. Default 1 hour. */
+  readonly finishedTtl?: Duration.DurationInput | undefined
+}
+
+const MAX_PAGE = 1_000
+
+/**
+ * A store that keeps records in this process. Queued and running tasks are
+ * always kept; finished ones within `maxFinished` and `finishedTtl`, checked
+ * each time a task finishes or the store is read, so memory stays flat
+ * however many tasks pass through.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (
+  options: MemoryOptions = {}
+): Effect.Effect<TaskStore["Type"], InvalidOption> =>
+  Effect.gen(function* () {
+    const maxFinished = yield* validate(
+      "maxFinished",
+      options.maxFinished ?? 10_000,
+      "must be a non-negative integer",
+      (n) => Number.isSafeInteger(n) && n >= 0
+    )
+    const ttl = yield* validate(
+      "finishedTtl",
+      options.finishedTtl ?? "1 hour",
+      "must be a non-negative duration",
+      (d) => Duration.decodeUnknown(d)._tag === "Some"
+    ).pipe(Effect.map(Duration.toMillis))
+    const clock = yield* Effect.clock
+
+    const records = new Map<string, TaskRecord>()
+    // Finished records in the order they finished: a queue read from `head`.
+    let finished: Array<TaskRecord> = []
+    let head = 0
+
+    const prune = () => {
+      const oldest = clock.unsafeCurrentTimeMillis() - ttl
+      while (head < finished.length) {
+        const record = finished[head]!
+        if (finished.length - head <= maxFinished && record.finishedAt! > oldest) break
+        records.delete(record.id)
+        finished[head++] = undefined as never
+      }
+      if (head > 1024 && head * 2 > finished.length) {
+        finished = finished.slice(head)
+        head = 0
+      }
+    }
+
+    return TaskStore.of({
+      insert: (record) => Effect.sync(() => void records.set(record.id, record)),
+      update: (record) =>
+        Effect.sync(() => {
+          if (isTerminal(record.status) && records.get(record.id) === record) {
+            finished.push(record)
+            prune()
+          }
+        }),
+      get: (id) =>
+        Effect.sync(() => {
+          prune()
+          return records.get(id)
+        }),
+      list: (query) =>
+        Effect.sync(() => {
+          prune()
+          const limit = Math.max(1, Math.min(query.limit, MAX_PAGE))
+          const items: Array<TaskRecord> = []
+          let next: string | undefined
+          for (const record of records.values()) {
+            if (query.cursor !== undefined && record.id <= query.cursor) continue
+            if (record.queue !== query.queue) continue
+            if (query.status !== undefined && record.status !== query.status) continue
+            if (items.length === limit) {
+              next = items[items.length - 1]!.id
+              break
+            }
+            items.push(record)
+          }
+          return { items, next }
+        })
+    })
+  })
+
+/**
+ * The in-memory store as a layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: MemoryOptions): Layer.Layer<TaskStore, InvalidOption> =>
+  Layer.effect(TaskStore, makeMemory(options))
