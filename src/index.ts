@@ -5,6 +5,13 @@
  */
 
 /**
+ * The queue over HTTP: an HttpApiGroup and its handlers.
+ *
+ * @since 0.1.0
+ */
+export * as TaskApi from "./TaskApi.js"
+
+/**
  * Task ids, statuses, records and views.
  *
  * @since 0.1.0

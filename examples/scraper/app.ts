@@ -1,0 +1,61 @@
+/**
+ * The scraper app: a queue of product-page scrapes behind an HTTP API.
+ *
+ * It uses the library only through its package name, as any user would.
+ */
+import { HttpApi, HttpApiBuilder, HttpServer } from "@effect/platform"
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { Config, Context, Effect, Layer } from "effect"
+import { TaskApi, TaskQueue } from "effect-task-queue"
+import { createServer } from "node:http"
+import { Product, ScrapeError, ScrapeRequest } from "./Product.js"
+import { scrape } from "./scrape.js"
+
+/** The queue of scrapes: a task takes a `{ url }` and ends with a `Product`. */
+export class Scrapes extends Context.Tag("scraper/Scrapes")<
+  Scrapes,
+  TaskQueue.TaskQueue<[ScrapeRequest], Product, ScrapeError>
+>() {}
+
+/** `POST /scrapes` and the `/tasks` routes. */
+export const ScrapesApi = TaskApi.make({ name: "scrapes", payload: ScrapeRequest })
+
+export class Api extends HttpApi.make("scraper").add(ScrapesApi).prefix("/v0") {}
+
+/** The app's settings, read through Effect's Config (environment variables). */
+export const AppConfig = Config.all({
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.port("PORT").pipe(Config.withDefault(3000)),
+  maxWorkers: Config.integer("MAX_WORKERS").pipe(Config.withDefault(3)),
+  scrapeTimeout: Config.duration("SCRAPE_TIMEOUT").pipe(Config.withDefault("10 seconds"))
+})
+
+/** The queue, with the HTTP client its handler uses. */
+export const ScrapesLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) =>
+    TaskQueue.layerMemory(Scrapes, {
+      name: "scrapes",
+      maxWorkers: config.maxWorkers,
+      handler: (request) => scrape(request.url, { timeout: config.scrapeTimeout }),
+      success: Product,
+      failure: ScrapeError
+    })
+  )
+).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+/** The HTTP API, served by whatever `HttpServer` is provided. */
+export const ApiLive = HttpApiBuilder.serve().pipe(
+  Layer.provide(HttpApiBuilder.api(Api)),
+  Layer.provide(TaskApi.layer(Api, ScrapesApi, Scrapes)),
+  Layer.provideMerge(ScrapesLive)
+)
+
+/** The whole app on a Node HTTP server at HOST:PORT. */
+export const AppLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) =>
+    ApiLive.pipe(
+      HttpServer.withLogAddress,
+      Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+    )
+  )
+)

@@ -1,0 +1,341 @@
+/**
+ * The queue over HTTP: an `HttpApiGroup` to add to an `HttpApi`, with routes
+ * to enqueue a task, read one, list them and cancel one.
+ *
+ * @since 0.1.0
+ */
+import type { HttpApi, HttpServerRequest } from "@effect/platform"
+import {
+  HttpApiBuilder,
+  HttpApiEndpoint,
+  HttpApiError,
+  HttpApiGroup,
+  HttpApiSchema,
+  HttpApp,
+  HttpServerResponse
+} from "@effect/platform"
+import type { Context } from "effect"
+import { Effect, Layer, Option, Schema, Stream } from "effect"
+import { isPositiveInteger } from "./internal/options.js"
+import { TaskStatus, TaskView } from "./Task.js"
+import * as TaskError from "./TaskError.js"
+import type { TaskQueue } from "./TaskQueue.js"
+
+/**
+ * The request body is not valid JSON.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidJson extends Schema.TaggedError<InvalidJson>()(
+  "InvalidJson",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * The request body is larger than the route accepts.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  { message: Schema.String, limit: Schema.Number },
+  HttpApiSchema.annotations({ status: 413 })
+) {}
+
+/**
+ * The request body is not JSON (by its `Content-Type`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 415 })
+) {}
+
+/**
+ * The answer to an enqueue: `202 { id, status: "queued" }`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Enqueued = Schema.Struct({ id: Schema.String, status: Schema.Literal("queued") })
+
+/**
+ * The answer to a cancel: `202 { id, status }` with the task's new status.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Cancelled = Schema.Struct({ id: Schema.String, status: TaskStatus })
+
+/**
+ * A page of tasks, oldest first; `next` is the cursor of the next page.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TaskList = Schema.Struct({
+  items: Schema.Array(TaskView),
+  next: Schema.NullOr(Schema.String)
+})
+
+/**
+ * Query parameters of the list route.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ListParams = Schema.Struct({
+  status: Schema.optional(TaskStatus),
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))),
+  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(64)))
+})
+
+const TaskPath = Schema.Struct({ id: Schema.String })
+
+/**
+ * @since 0.1.0
+ * @category options
+ */
+export interface Options<Name extends string, P extends Schema.Schema.AnyNoContext> {
+  /** The group's name; also the default enqueue path (`/<name>`). */
+  readonly name: Name
+  /** The Schema of a task's payload: the enqueue route's JSON body. */
+  readonly payload: P
+  /** Where tasks are enqueued. Default `/<name>`. */
+  readonly path?: HttpApiEndpoint.PathSegment | undefined
+  /** Where tasks are read, listed and cancelled. Default `/tasks`. */
+  readonly tasksPath?: HttpApiEndpoint.PathSegment | undefined
+}
+
+const makeGroup = <const Name extends string, P extends Schema.Schema.AnyNoContext>(
+  options: Options<Name, P>
+) => {
+  const tasks = options.tasksPath ?? "/tasks"
+  const payload = options.payload.annotations({ parseOptions: { errors: "all" } }) as P
+  return HttpApiGroup.make(options.name)
+    .add(
+      HttpApiEndpoint.post("enqueue", options.path ?? `/${options.name}`)
+        .setPayload(payload)
+        .addSuccess(Enqueued, { status: 202 })
+        .addError(InvalidJson)
+        .addError(PayloadTooLarge)
+        .addError(UnsupportedMediaType)
+        .addError(TaskError.QueueShutdown, { status: 503 })
+    )
+    .add(
+      HttpApiEndpoint.get("get", `${tasks}/:id`)
+        .setPath(TaskPath)
+        .addSuccess(TaskView)
+        .addError(TaskError.TaskNotFound, { status: 404 })
+    )
+    .add(HttpApiEndpoint.get("list", tasks).setUrlParams(ListParams).addSuccess(TaskList))
+    .add(
+      HttpApiEndpoint.post("cancel", `${tasks}/:id/cancel`)
+        .setPath(TaskPath)
+        .addSuccess(Cancelled, { status: 202 })
+        .addError(TaskError.TaskNotFound, { status: 404 })
+        .addError(TaskError.TaskFinished, { status: 409 })
+    )
+    .addError(HttpApiError.HttpApiDecodeError)
+}
+
+/**
+ * The HTTP group of one queue.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TaskApi<Name extends string, P extends Schema.Schema.AnyNoContext> = ReturnType<
+  typeof makeGroup<Name, P>
+>
+
+/**
+ * Makes the group of routes for a queue whose tasks take one argument, the
+ * payload:
+ *
+ * - `POST /<name>`: enqueue; `202 { id, status: "queued" }` and a `Location`
+ *   header, `400` for malformed JSON or a body the Schema refuses, `413` for a
+ *   body over the limit, `415` for a body that is not JSON, `503` while the
+ *   queue shuts down;
+ * - `GET /tasks/:id`: the task's view, or `404`;
+ * - `GET /tasks?status=&limit=&cursor=`: `{ items, next }`, oldest first;
+ * - `POST /tasks/:id/cancel`: `202 { id, status }`, `404`, or `409` when the
+ *   task had already finished.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { HttpApi } from "@effect/platform"
+ * import { Schema } from "effect"
+ * import { TaskApi } from "effect-task-queue"
+ *
+ * const Emails = TaskApi.make({ name: "emails", payload: Schema.Struct({ to: Schema.String }) })
+ * class Api extends HttpApi.make("app").add(Emails).prefix("/v1") {}
+ * ```
+ */
+export const make: <const Name extends string, P extends Schema.Schema.AnyNoContext>(
+  options: Options<Name, P>
+) => TaskApi<Name, P> = makeGroup
+
+/**
+ * @since 0.1.0
+ * @category options
+ */
+export interface LayerOptions {
+  /** The largest enqueue body accepted, in bytes. Default 1 MiB. */
+  readonly maxBodyBytes?: number | undefined
+  /** The `Retry-After` of a `503` while the queue shuts down, in seconds. Default 5. */
+  readonly retryAfterSeconds?: number | undefined
+}
+
+const isJson = (contentType: string | undefined): boolean => {
+  if (contentType === undefined || contentType === "") return true
+  const type = contentType.split(";")[0]!.trim().toLowerCase()
+  return type === "application/json" || type.endsWith("+json")
+}
+
+/** Reads a JSON body of at most `limit` bytes, counting what is streamed. */
+const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.gen(function* () {
+    const tooLarge = new PayloadTooLarge({
+      message: `The request body is larger than ${limit} bytes`,
+      limit
+    })
+    const contentType = request.headers["content-type"]
+    if (!isJson(contentType)) {
+      return yield* new UnsupportedMediaType({
+        message: `Expected a JSON body (Content-Type: application/json), got ${contentType}`
+      })
+    }
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && Number(declared) > limit) return yield* tooLarge
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    // Read to the end even past the limit, so the connection stays usable.
+    yield* Stream.runForEach(request.stream, (chunk) =>
+      Effect.sync(() => {
+        size += chunk.length
+        if (size <= limit) chunks.push(chunk)
+      })
+    )
+    if (size > limit) return yield* tooLarge
+    const text = Buffer.concat(chunks).toString("utf8")
+    if (text.trim() === "") {
+      return yield* new InvalidJson({ message: "The request body is empty; expected JSON" })
+    }
+    return yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (error) =>
+        new InvalidJson({
+          message: `The request body is not valid JSON: ${(error as Error).message}`
+        })
+    })
+  }).pipe(Effect.catchTag("RequestError", Effect.die))
+
+const withHeader = (name: string, value: string) =>
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(HttpServerResponse.setHeader(response, name, value))
+  )
+
+/**
+ * Implements a queue's group in `api` with the queue behind `tag`. The
+ * `Location` of an enqueued task follows the api's prefix.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { HttpApi, HttpApiBuilder } from "@effect/platform"
+ * import { Context, Layer, Schema } from "effect"
+ * import { TaskApi, TaskQueue } from "effect-task-queue"
+ *
+ * const Payload = Schema.Struct({ to: Schema.String })
+ * class Emails extends Context.Tag("app/Emails")<
+ *   Emails,
+ *   TaskQueue.TaskQueue<[typeof Payload.Type], void, never>
+ * >() {}
+ * const EmailsApi = TaskApi.make({ name: "emails", payload: Payload })
+ * class Api extends HttpApi.make("app").add(EmailsApi).prefix("/v1") {}
+ *
+ * const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(TaskApi.layer(Api, EmailsApi, Emails)))
+ * ```
+ */
+export const layer = <
+  ApiId extends string,
+  Groups extends HttpApiGroup.HttpApiGroup.Any,
+  ApiE,
+  ApiR,
+  const Name extends HttpApiGroup.HttpApiGroup.Name<Groups>,
+  P extends Schema.Schema.AnyNoContext,
+  I,
+  A,
+  E
+>(
+  api: HttpApi.HttpApi<ApiId, Groups, ApiE, ApiR>,
+  group: TaskApi<Name, P>,
+  tag: Context.Tag<I, TaskQueue<[Schema.Schema.Type<P>], A, E>>,
+  options: LayerOptions = {}
+): Layer.Layer<HttpApiGroup.ApiGroup<ApiId, Name>, TaskError.InvalidOption, I> => {
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024
+  const retryAfter = options.retryAfterSeconds ?? 5
+  if (!isPositiveInteger(maxBodyBytes)) {
+    return Layer.fail(
+      TaskError.InvalidOption.of("maxBodyBytes", maxBodyBytes, "must be a positive integer")
+    )
+  }
+  if (!isPositiveInteger(retryAfter)) {
+    return Layer.fail(
+      TaskError.InvalidOption.of("retryAfterSeconds", retryAfter, "must be a positive integer")
+    )
+  }
+  // The group as mounted in `api`, so its paths carry the api's prefix.
+  type Endpoints = Record<string, HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>
+  const groups = api.groups as unknown as Record<string, HttpApiGroup.HttpApiGroup.AnyWithProps>
+  const getPath = (groups[group.identifier]?.endpoints as Endpoints | undefined)?.["get"]?.path
+  const enqueue = (group.endpoints as unknown as Endpoints)["enqueue"]!
+  const decode = Schema.decodeUnknown(Option.getOrThrow(enqueue.payloadSchema) as unknown as P)
+  const typed = api as unknown as HttpApi.HttpApi<ApiId, TaskApi<Name, P>, ApiE, ApiR>
+
+  return HttpApiBuilder.group(typed, group.identifier, (handlers) =>
+    Effect.gen(function* () {
+      const queue = yield* tag
+      const find = (id: string) => queue.get(id)
+      return handlers
+        .handleRaw("enqueue", ({ request }) =>
+          readJson(request, maxBodyBytes).pipe(
+            Effect.flatMap(decode),
+            Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError),
+            Effect.flatMap((payload) => queue.enqueue(payload as Schema.Schema.Type<P>)),
+            Effect.tapError((error) =>
+              error._tag === "QueueShutdown"
+                ? withHeader("retry-after", String(retryAfter))
+                : Effect.void
+            ),
+            Effect.tap((task) =>
+              getPath === undefined
+                ? Effect.void
+                : withHeader("location", getPath.replace(":id", encodeURIComponent(task.id)))
+            ),
+            Effect.map((task) => ({ id: task.id, status: "queued" as const }))
+          )
+        )
+        .handle("get", ({ path }) => Effect.map(find(path.id), queue.toView))
+        .handle("list", ({ urlParams }) =>
+          Effect.map(queue.list(urlParams), (page) => ({
+            items: page.items.map(queue.toView),
+            next: page.next ?? null
+          }))
+        )
+        .handle("cancel", ({ path }) =>
+          Effect.map(queue.cancel(path.id), (status) => ({ id: path.id, status }))
+        )
+    })
+  ) as unknown as Layer.Layer<HttpApiGroup.ApiGroup<ApiId, Name>, never, I>
+}
