@@ -20,7 +20,17 @@ export default tseslint.config(
     }
   },
   {
-    files: ["bench/**", "examples/**/cli.ts"],
+    // Examples use the library as a dependent would: by its package name only.
+    files: ["examples/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["**/src", "**/src/**"], message: "import from \"effect-task-queue\"" }] }
+      ]
+    }
+  },
+  {
+    files: ["bench/**"],
     rules: { "no-console": "off" }
   }
 )
