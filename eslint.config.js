@@ -25,7 +25,9 @@ export default tseslint.config(
     rules: {
       "no-restricted-imports": [
         "error",
-        { patterns: [{ group: ["**/src", "**/src/**"], message: "import from \"effect-task-queue\"" }] }
+        {
+          patterns: [{ group: ["**/src", "**/src/**"], message: 'import from "effect-task-queue"' }]
+        }
       ]
     }
   },

@@ -20,13 +20,25 @@ console.log(JSON.stringify(out))
 describe("package", () => {
   it("builds ESM with type declarations, exported by name, internals unreachable", async () => {
     await run("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root })
-    for (const file of ["index.js", "index.d.ts", "TaskQueue.js", "TaskQueue.d.ts", "TaskApi.d.ts"]) {
+    for (const file of [
+      "index.js",
+      "index.d.ts",
+      "TaskQueue.js",
+      "TaskQueue.d.ts",
+      "TaskApi.d.ts"
+    ]) {
       expect(existsSync(`${root}/dist/${file}`)).toBe(true)
     }
-    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], { cwd: root })
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
+      cwd: root
+    })
     expect(JSON.parse(stdout)).toEqual({
       namespaces: ["Task", "TaskApi", "TaskError", "TaskQueue", "TaskStore"],
-      blocked: ["ERR_PACKAGE_PATH_NOT_EXPORTED", "ERR_PACKAGE_PATH_NOT_EXPORTED", "ERR_PACKAGE_PATH_NOT_EXPORTED"]
+      blocked: [
+        "ERR_PACKAGE_PATH_NOT_EXPORTED",
+        "ERR_PACKAGE_PATH_NOT_EXPORTED",
+        "ERR_PACKAGE_PATH_NOT_EXPORTED"
+      ]
     })
   })
 })

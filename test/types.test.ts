@@ -21,7 +21,10 @@ describe("types", () => {
       Effect.Effect<TaskQueue.TaskHandle<number, "bounced">, TaskError.QueueShutdown>
     >()
     expectTypeOf(queue.get("id")).toEqualTypeOf<
-      Effect.Effect<import("effect-task-queue").Task.Task<number, "bounced">, TaskError.TaskNotFound>
+      Effect.Effect<
+        import("effect-task-queue").Task.Task<number, "bounced">,
+        TaskError.TaskNotFound
+      >
     >()
     expectTypeOf(queue.await("id")).toEqualTypeOf<
       Effect.Effect<Exit.Exit<number, "bounced">, TaskError.TaskNotFound>
