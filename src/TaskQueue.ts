@@ -5,7 +5,19 @@
  * @since 0.1.0
  */
 import type { Context, Schema, Scope } from "effect"
-import { Cause, Deferred, Effect, Exit, Fiber, FiberId, FiberSet, Layer, Queue } from "effect"
+import {
+  Cause,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  FiberRef,
+  FiberSet,
+  Layer,
+  LogLevel,
+  Queue
+} from "effect"
 import { makeIdGenerator } from "./internal/id.js"
 import { isPositiveInteger, validate } from "./internal/options.js"
 import type { TaskId, TaskRecord, TaskStatus, TaskView } from "./Task.js"
@@ -104,8 +116,16 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
   readonly toView: (task: Task.Task<A, E>) => TaskView
 }
 
-/** One task as the engine tracks it; also the record the memory store keeps. */
-class Entry implements TaskRecord {
+/** What an entry needs of the queue that owns it. */
+interface Owner {
+  readonly cancel: (entry: Entry) => Effect.Effect<TaskStatus, TaskFinished>
+}
+
+/**
+ * One task as the engine tracks it: the record the memory store keeps, and
+ * the handle `enqueue` returns. One object per task, nothing else.
+ */
+class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
   status: TaskStatus = "queued"
   attempt = 0
   startedAt: number | undefined = undefined
@@ -118,11 +138,20 @@ class Entry implements TaskRecord {
   outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
 
   constructor(
+    readonly owner: Owner,
     readonly id: TaskId,
     readonly queue: string,
     readonly createdAt: number,
     public args: ReadonlyArray<unknown> | undefined
   ) {}
+
+  get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
+    return awaitEntry(this)
+  }
+
+  get cancel(): Effect.Effect<TaskStatus, TaskFinished> {
+    return this.owner.cancel(this)
+  }
 }
 
 const nextId = makeIdGenerator()
@@ -133,6 +162,22 @@ const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
     entry.outcome ??= Deferred.unsafeMake(FiberId.none)
     return Deferred.await(entry.outcome)
   })
+
+/** Calls the handler; a synchronous throw or a non-Effect becomes a defect. */
+const invoke = (
+  handler: (...args: ReadonlyArray<any>) => unknown,
+  args: ReadonlyArray<unknown>
+) => {
+  let effect: unknown
+  try {
+    effect = handler(...args)
+  } catch (error) {
+    return Effect.die(error)
+  }
+  return Effect.isEffect(effect)
+    ? (effect as Effect.Effect<unknown, unknown>)
+    : Effect.dieMessage("The task handler did not return an Effect")
+}
 
 /**
  * Builds a queue in the current scope. Closing the scope shuts it down:
@@ -182,6 +227,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const schemas = { success: options.success, failure: options.failure }
 
     const store = yield* TaskStore.TaskStore
+    const { unsafeInsert, unsafeUpdate } = store
     const clock = yield* Effect.clock
     const ready = yield* Queue.unbounded<Entry>()
     const permits = yield* Effect.makeSemaphore(maxWorkers)
@@ -227,26 +273,29 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       }
     }
 
-    const logEnd = (entry: Entry): Effect.Effect<void> => {
-      const line = {
+    /** The one line logged per finished task: at Info, or at Warning with the Cause when it failed. */
+    const logEnd = (entry: Entry, minimum: LogLevel.LogLevel): Effect.Effect<void> => {
+      const exit = entry.exit!
+      const failed = entry.status === "failed" && Exit.isFailure(exit)
+      if (LogLevel.lessThan(failed ? LogLevel.Warning : LogLevel.Info, minimum)) return Effect.void
+      const log = failed
+        ? Effect.logWarning("task failed", exit.cause)
+        : Effect.logInfo(`task ${entry.status}`)
+      return Effect.annotateLogs(log, {
         taskId: entry.id,
         queue: name,
         attempt: entry.attempt,
         status: entry.status,
-        durationMs: (entry.finishedAt ?? 0) - (entry.startedAt ?? entry.createdAt)
-      }
-      const exit = entry.exit
-      const log =
-        entry.status === "failed" && exit !== undefined && Exit.isFailure(exit)
-          ? Effect.logWarning("task failed", exit.cause)
-          : Effect.logInfo(`task ${entry.status}`)
-      return Effect.annotateLogs(log, line)
+        durationMs: entry.finishedAt! - (entry.startedAt ?? entry.createdAt)
+      })
     }
 
+    /** Records the end of a task, then stores and logs it. */
     const finish = (entry: Entry, exit: Exit.Exit<unknown, unknown>) =>
-      Effect.suspend(() => {
+      Effect.withFiberRuntime<void>((fiber) => {
         settle(entry, exit)
-        return Effect.zipRight(store.update(entry), logEnd(entry))
+        const log = logEnd(entry, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
+        return Effect.zipRight(store.update(entry), log)
       })
 
     const cancelForShutdown = (entry: Entry) =>
@@ -261,34 +310,47 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
      * the next queued one while there is one, and gives the permit back when
      * it ends, however it ends. It stops after a task that was cancelled (the
      * interruption meant for that task must not reach the next one) and once
-     * the queue is closing.
+     * the queue is closing. It runs uninterruptibly but for the handler.
      */
     const work = (first: Entry): Effect.Effect<void, never, R> =>
-      Effect.withFiberRuntime<void, never, R>((fiber) =>
-        Effect.gen(function* () {
-          let entry: Entry | undefined = first
-          while (entry !== undefined) {
-            if (!open) return yield* cancelForShutdown(entry)
-            if (begin(entry, fiber)) {
-              yield* store.update(entry)
-              const current: Entry = entry
-              const exit: Exit.Exit<unknown, unknown> =
-                current.reason !== undefined
-                  ? Exit.interrupt(fiber.id())
-                  : yield* Effect.exit(
-                      Effect.interruptible(
-                        Effect.suspend(() => handler(...(current.args as unknown as Args)))
-                      )
-                    )
-              yield* finish(current, exit)
-              if (current.reason !== undefined || !open) return
-            }
-            entry = yield* Queue.poll(ready).pipe(
-              Effect.map((next) => (next._tag === "Some" ? next.value : undefined))
-            )
+      Effect.withFiberRuntime<void, never, R>((fiber) => {
+        // A worker never changes its own FiberRefs, so this stays true for its life.
+        const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
+        let current: Entry = first
+
+        const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (option) =>
+          option._tag === "Some" ? step(option.value) : Effect.void
+        )
+        const goOn = (entry: Entry) => (entry.reason !== undefined || !open ? Effect.void : next)
+        const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+          settle(entry, exit)
+          const log = logEnd(entry, minimumLogLevel)
+          if (unsafeUpdate === undefined) {
+            return Effect.flatMap(Effect.zipRight(store.update(entry), log), () => goOn(entry))
           }
-        })
-      )
+          unsafeUpdate(entry)
+          return log === Effect.void
+            ? goOn(entry)
+            : Effect.zipRight(
+                log,
+                Effect.suspend(() => goOn(entry))
+              )
+        }
+        const onEnd = {
+          onSuccess: (value: unknown) =>
+            done(current, value === undefined ? Exit.void : Exit.succeed(value)),
+          onFailure: (cause: Cause.Cause<unknown>) => done(current, Exit.failCause(cause))
+        }
+        const step = (entry: Entry): Effect.Effect<void, never, R> => {
+          if (!open) return cancelForShutdown(entry)
+          if (!begin(entry, fiber)) return next
+          if (entry.reason !== undefined) return done(entry, Exit.interrupt(fiber.id()))
+          current = entry
+          const run = invoke(handler, entry.args!) as Effect.Effect<unknown, unknown, R>
+          return Effect.matchCauseEffect(Effect.interruptible(run), onEnd)
+        }
+        return step(first)
+      })
 
     const startWorker = Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
@@ -371,11 +433,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
       })
 
-    const handleOf = (entry: Entry): TaskHandle<A, E> => ({
-      id: entry.id,
-      await: awaitEntry(entry) as Effect.Effect<Exit.Exit<A, E>>,
-      cancel: cancelEntry(entry)
-    })
+    const owner: Owner = { cancel: cancelEntry }
 
     const queue: TaskQueue<Args, A, E> = {
       name,
@@ -384,12 +442,17 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.suspend(() => {
           if (!open) return Effect.fail(QueueShutdown.of(name))
           const now = clock.unsafeCurrentTimeMillis()
-          const entry = new Entry(nextId(now), name, now, args)
+          const entry = new Entry(owner, nextId(now), name, now, args)
           pending += 1
-          return Effect.as(store.insert(entry), entry).pipe(
-            Effect.tap(() => Queue.offer(ready, entry)),
-            Effect.map(handleOf)
-          )
+          if (unsafeInsert !== undefined) {
+            unsafeInsert(entry)
+            Queue.unsafeOffer(ready, entry)
+            return Effect.succeed(entry as TaskHandle<any, any>)
+          }
+          return Effect.map(store.insert(entry), () => {
+            Queue.unsafeOffer(ready, entry)
+            return entry as TaskHandle<any, any>
+          })
         }),
       get: (id) => Effect.map(lookup(id), (record) => Task.snapshot<A, E>(record)),
       list: (query = {}) =>

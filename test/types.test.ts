@@ -15,27 +15,27 @@ const handler = (to: string, subject: string): Effect.Effect<number, "bounced", 
 
 describe("types", () => {
   it("pins the error and requirement channels of the public API", () => {
-    const queue = {} as Context.Tag.Service<Mailer>
-    expectTypeOf(queue.enqueue).parameters.toEqualTypeOf<[to: string, subject: string]>()
-    expectTypeOf(queue.enqueue("a", "b")).toEqualTypeOf<
+    type Queue = Context.Tag.Service<Mailer>
+    expectTypeOf<Parameters<Queue["enqueue"]>>().toEqualTypeOf<[to: string, subject: string]>()
+    expectTypeOf<ReturnType<Queue["enqueue"]>>().toEqualTypeOf<
       Effect.Effect<TaskQueue.TaskHandle<number, "bounced">, TaskError.QueueShutdown>
     >()
-    expectTypeOf(queue.get("id")).toEqualTypeOf<
+    expectTypeOf<ReturnType<Queue["get"]>>().toEqualTypeOf<
       Effect.Effect<
         import("effect-task-queue").Task.Task<number, "bounced">,
         TaskError.TaskNotFound
       >
     >()
-    expectTypeOf(queue.await("id")).toEqualTypeOf<
+    expectTypeOf<ReturnType<Queue["await"]>>().toEqualTypeOf<
       Effect.Effect<Exit.Exit<number, "bounced">, TaskError.TaskNotFound>
     >()
-    expectTypeOf(queue.cancel("id")).toEqualTypeOf<
+    expectTypeOf<ReturnType<Queue["cancel"]>>().toEqualTypeOf<
       Effect.Effect<
         import("effect-task-queue").Task.TaskStatus,
         TaskError.TaskNotFound | TaskError.TaskFinished
       >
     >()
-    expectTypeOf(queue.awaitIdle).toEqualTypeOf<Effect.Effect<void>>()
+    expectTypeOf<Queue["awaitIdle"]>().toEqualTypeOf<Effect.Effect<void>>()
 
     // The handler's requirements become the layer's; the store is needed unless in memory.
     const layer = TaskQueue.layer(Mailer, { name: "mail", maxWorkers: 1, handler })

@@ -22,17 +22,27 @@ export const ScrapesApi = TaskApi.make({ name: "scrapes", payload: ScrapeRequest
 
 export class Api extends HttpApi.make("scraper").add(ScrapesApi).prefix("/v0") {}
 
-/** The app's settings, read through Effect's Config (environment variables). */
-export const AppConfig = Config.all({
-  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.port("PORT").pipe(Config.withDefault(3000)),
+/** The queue's settings, read through Effect's Config (environment variables). */
+export const QueueConfig = Config.all({
   maxWorkers: Config.integer("MAX_WORKERS").pipe(Config.withDefault(3)),
   scrapeTimeout: Config.duration("SCRAPE_TIMEOUT").pipe(Config.withDefault("10 seconds"))
 })
 
+/** Where the server listens; port 0 picks a free port (the log line says which). */
+export const ServerConfig = Config.all({
+  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.integer("PORT").pipe(
+    Config.validate({
+      message: "Expected a port number from 0 to 65535",
+      validation: (port) => port >= 0 && port <= 65535
+    }),
+    Config.withDefault(3000)
+  )
+})
+
 /** The queue, with the HTTP client its handler uses. */
 export const ScrapesLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
+  Effect.map(QueueConfig, (config) =>
     TaskQueue.layerMemory(Scrapes, {
       name: "scrapes",
       maxWorkers: config.maxWorkers,
@@ -52,7 +62,7 @@ export const ApiLive = HttpApiBuilder.serve().pipe(
 
 /** The whole app on a Node HTTP server at HOST:PORT. */
 export const AppLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
+  Effect.map(ServerConfig, (config) =>
     ApiLive.pipe(
       HttpServer.withLogAddress,
       Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))

@@ -1,8 +1,26 @@
 import type { TaskId } from "../Task.js"
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-const RANDOM_HALF = 2 ** 40
+/** Every pair of base32 digits, so that 40 bits encode in four lookups. */
+const PAIRS: Array<string> = []
+for (const a of ALPHABET) for (const b of ALPHABET) PAIRS.push(a + b)
 
+const HALF = 2 ** 40
+const TEN_BITS = 1024
+
+/** Eight base32 digits of a 40-bit number. */
+const encode40 = (value: number): string => {
+  const high = Math.floor(value / 2 ** 20)
+  const low = value % 2 ** 20
+  return (
+    PAIRS[Math.floor(high / TEN_BITS)]! +
+    PAIRS[high % TEN_BITS]! +
+    PAIRS[Math.floor(low / TEN_BITS)]! +
+    PAIRS[low % TEN_BITS]!
+  )
+}
+
+/** `length` base32 digits of `value`; used once per millisecond. */
 const encode = (value: number, length: number): string => {
   let out = ""
   for (let i = 0; i < length; i++) {
@@ -26,24 +44,24 @@ const random40 = (): number => {
  */
 export const makeIdGenerator = (): ((millis: number) => TaskId) => {
   let lastTime = -1
-  let timePart = ""
+  let prefix = ""
   let high = 0
   let low = 0
   return (millis) => {
     if (millis > lastTime) {
       lastTime = millis
-      timePart = encode(millis, 10)
       high = random40()
       low = random40()
-    } else if (++low === RANDOM_HALF) {
+      prefix = encode(millis, 10) + encode40(high)
+    } else if (++low === HALF) {
       low = 0
-      if (++high === RANDOM_HALF) {
+      if (++high === HALF) {
         // 2^80 ids in one millisecond: move the time part on by one.
         lastTime += 1
-        timePart = encode(lastTime, 10)
         high = 0
       }
+      prefix = encode(lastTime, 10) + encode40(high)
     }
-    return (timePart + encode(high, 8) + encode(low, 8)) as TaskId
+    return (prefix + encode40(low)) as TaskId
   }
 }
