@@ -142,7 +142,13 @@ class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
     readonly id: TaskId,
     readonly queue: string,
     readonly createdAt: number,
-    public args: ReadonlyArray<unknown> | undefined
+    /**
+     * The handler's arguments until the task starts: the argument itself when
+     * there is one (the common case, which saves an array per waiting task),
+     * else the array of them.
+     */
+    public input: unknown,
+    public spread: boolean
   ) {}
 
   get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
@@ -164,13 +170,12 @@ const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
   })
 
 /** Calls the handler; a synchronous throw or a non-Effect becomes a defect. */
-const invoke = (
-  handler: (...args: ReadonlyArray<any>) => unknown,
-  args: ReadonlyArray<unknown>
-) => {
+const invoke = (handler: (...args: ReadonlyArray<any>) => unknown, entry: Entry) => {
   let effect: unknown
   try {
-    effect = handler(...args)
+    effect = entry.spread
+      ? handler(...(entry.input as ReadonlyArray<unknown>))
+      : handler(entry.input)
   } catch (error) {
     return Effect.die(error)
   }
@@ -264,7 +269,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       entry.exit = exit
       entry.finishedAt = clock.unsafeCurrentTimeMillis()
       entry.fiber = undefined
-      entry.args = undefined
+      entry.input = undefined
       pending -= 1
       if (entry.outcome !== undefined) Deferred.unsafeDone(entry.outcome, Exit.succeed(exit))
       if (pending === 0 && idle !== undefined) {
@@ -346,7 +351,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           if (!begin(entry, fiber)) return next
           if (entry.reason !== undefined) return done(entry, Exit.interrupt(fiber.id()))
           current = entry
-          const run = invoke(handler, entry.args!) as Effect.Effect<unknown, unknown, R>
+          const run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
+          entry.input = undefined
           return Effect.matchCauseEffect(Effect.interruptible(run), onEnd)
         }
         return step(first)
@@ -442,7 +448,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.suspend(() => {
           if (!open) return Effect.fail(QueueShutdown.of(name))
           const now = clock.unsafeCurrentTimeMillis()
-          const entry = new Entry(owner, nextId(now), name, now, args)
+          const spread = args.length !== 1
+          const entry = new Entry(owner, nextId(now), name, now, spread ? args : args[0], spread)
           pending += 1
           if (unsafeInsert !== undefined) {
             unsafeInsert(entry)
