@@ -55,11 +55,11 @@ describe("Task.toView", () => {
   })
 
   it("encodes results and typed errors with the queue's schemas", () => {
-    const schemas = { success: Schema.DateFromString, failure: Boom }
-    expect(Task.toView(task(Exit.succeed(new Date(0))), schemas).result).toBe(
-      "1970-01-01T00:00:00.000Z"
-    )
-    const failed = Task.toView(task(Exit.fail(new Boom({ code: 7, message: "it broke" }))), schemas)
+    const schemas: Task.ViewSchemas<Date, Boom> = { success: Schema.DateFromString, failure: Boom }
+    const succeeded = task(Exit.succeed(new Date(0))) as Task.Task<Date, Boom>
+    expect(Task.toView(succeeded, schemas).result).toBe("1970-01-01T00:00:00.000Z")
+    const boom = new Boom({ code: 7, message: "it broke" })
+    const failed = Task.toView(task(Exit.fail(boom)) as Task.Task<Date, Boom>, schemas)
     expect(failed.error).toEqual({
       kind: "failure",
       message: "it broke",
