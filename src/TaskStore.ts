@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Layer } from "effect"
+import { IdIndex } from "./internal/idIndex.js"
 import { validate } from "./internal/options.js"
 import type { InvalidOption } from "./TaskError.js"
 import type { TaskRecord, TaskStatus } from "./Task.js"
@@ -102,7 +103,7 @@ export const makeMemory = (
     ).pipe(Effect.map(Duration.toMillis))
     const clock = yield* Effect.clock
 
-    const records = new Map<string, TaskRecord>()
+    const records = new IdIndex<TaskRecord>()
     // Finished records in the order they finished: a queue read from `head`.
     let finished: Array<TaskRecord> = []
     let head = 0
@@ -113,7 +114,7 @@ export const makeMemory = (
       while (head < finished.length) {
         const record = finished[head]!
         if (finished.length - head <= maxFinished && record.finishedAt! > oldest) break
-        records.delete(record.id)
+        records.remove(record.id)
         finished[head++] = undefined as never
       }
       if (head > 1024 && head * 2 > finished.length) {
@@ -123,7 +124,7 @@ export const makeMemory = (
     }
 
     const unsafeInsert = (record: TaskRecord) => {
-      records.set(record.id, record)
+      records.add(record)
     }
     const unsafeUpdate = (record: TaskRecord) => {
       if (!isTerminal(record.status)) return
@@ -147,8 +148,7 @@ export const makeMemory = (
           const limit = Math.max(1, Math.min(query.limit, MAX_PAGE))
           const items: Array<TaskRecord> = []
           let next: string | undefined
-          for (const record of records.values()) {
-            if (query.cursor !== undefined && record.id <= query.cursor) continue
+          for (const record of records.after(query.cursor)) {
             if (record.queue !== query.queue) continue
             if (query.status !== undefined && record.status !== query.status) continue
             if (items.length === limit) {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, TestClock } from "effect"
+import { Effect, Exit, FastCheck, TestClock } from "effect"
 import type { Task } from "effect-task-queue"
 import { TaskStore } from "effect-task-queue"
+import { IdIndex } from "../src/internal/idIndex.js"
 
 let counter = 0
 /** A record as a queue would insert it; ids sort in the order they are made. */
@@ -102,4 +103,59 @@ describe("TaskStore.makeMemory", () => {
       )
     })
   )
+})
+
+describe("IdIndex", () => {
+  it("agrees with a sorted map over random adds, removes and scans", () => {
+    type Op = { readonly kind: "add" | "remove"; readonly key: number }
+    const op = FastCheck.record({
+      kind: FastCheck.constantFrom("add" as const, "remove" as const),
+      key: FastCheck.integer({ min: 0, max: 3000 })
+    })
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.array(op, { maxLength: 4000 }),
+        FastCheck.integer({ min: 0, max: 3000 }),
+        (ops: ReadonlyArray<Op>, cursorKey) => {
+          const index = new IdIndex<{ id: string }>()
+          const model = new Map<string, { id: string }>()
+          // Mostly ascending ids, as a generator makes them, with some out of order.
+          let clock = 0
+          for (const { kind, key } of ops) {
+            const id = String(
+              kind === "add" && key % 3 !== 0 ? (clock += 1) + 1_000_000 : key + 1_000_000
+            )
+            if (kind === "add") {
+              const record = { id }
+              index.add(record)
+              model.set(id, record)
+            } else {
+              index.remove(id)
+              model.delete(id)
+            }
+          }
+          const sorted = [...model.keys()].sort()
+          expect(index.size).toBe(model.size)
+          for (const id of sorted) expect(index.get(id)).toBe(model.get(id))
+          expect([...index.after(undefined)].map((r) => r.id)).toEqual(sorted)
+          const cursor = String(cursorKey + 1_000_000)
+          expect([...index.after(cursor)].map((r) => r.id)).toEqual(
+            sorted.filter((id) => id > cursor)
+          )
+        }
+      ),
+      { numRuns: 200 }
+    )
+  })
+
+  it("compacts once holes outnumber records, and still finds and scans the rest", () => {
+    const index = new IdIndex<{ id: string }>()
+    const ids = Array.from({ length: 5000 }, (_, i) => `id-${String(i).padStart(5, "0")}`)
+    for (const id of ids) index.add({ id })
+    for (const id of ids.slice(0, 4000)) index.remove(id)
+    expect(index.size).toBe(1000)
+    expect(index.get("id-03999")).toBeUndefined()
+    expect(index.get("id-04000")?.id).toBe("id-04000")
+    expect([...index.after("id-04997")].map((r) => r.id)).toEqual(["id-04998", "id-04999"])
+  })
 })

@@ -30,10 +30,12 @@ const encode = (value: number, length: number): string => {
   return out
 }
 
-const random40 = (): number => {
-  const words = new Uint32Array(2)
+const words = new Uint32Array(4)
+
+/** Two random 40-bit numbers, from one call to the system's random source. */
+const random40x2 = (): readonly [number, number] => {
   globalThis.crypto.getRandomValues(words)
-  return (words[0]! % 256) * 2 ** 32 + words[1]!
+  return [(words[0]! % 256) * 2 ** 32 + words[1]!, (words[2]! % 256) * 2 ** 32 + words[3]!]
 }
 
 /**
@@ -50,8 +52,9 @@ export const makeIdGenerator = (): ((millis: number) => TaskId) => {
   return (millis) => {
     if (millis > lastTime) {
       lastTime = millis
-      high = random40()
-      low = random40()
+      const [first, second] = random40x2()
+      high = first
+      low = second
       prefix = encode(millis, 10) + encode40(high)
     } else if (++low === HALF) {
       low = 0
