@@ -49,8 +49,9 @@ export const isTerminal = (status: TaskStatus): boolean =>
   status === "succeeded" || status === "failed" || status === "cancelled"
 
 /**
- * What a store keeps of a task. The engine mutates its status, attempt and
- * times as the task moves on; `exit` is set once, when the task ends.
+ * What a store keeps of a task. The queue changes its status, attempt and
+ * times as the task moves on, and sets `exit` once, when the task ends; a
+ * store reads them.
  *
  * @since 0.1.0
  * @category records
@@ -58,13 +59,13 @@ export const isTerminal = (status: TaskStatus): boolean =>
 export interface TaskRecord {
   readonly id: TaskId
   readonly queue: string
-  status: TaskStatus
-  attempt: number
+  readonly status: TaskStatus
+  readonly attempt: number
   readonly createdAt: number
-  startedAt: number | undefined
-  finishedAt: number | undefined
-  exit: Exit.Exit<unknown, unknown> | undefined
-  reason: string | undefined
+  readonly startedAt: number | undefined
+  readonly finishedAt: number | undefined
+  readonly exit: Exit.Exit<unknown, unknown> | undefined
+  readonly reason: string | undefined
 }
 
 /**

@@ -201,13 +201,31 @@ const isJson = (contentType: string | undefined): boolean => {
   return type === "application/json" || type.endsWith("+json")
 }
 
-/** Reads a JSON body of at most `limit` bytes, counting what is streamed. */
+const utf8 = new TextDecoder()
+
+/** The whole body when it has a length (Node enforces it); else streamed and counted. */
+const readText = (request: HttpServerRequest.HttpServerRequest, limit: number) => {
+  if (request.headers["content-length"] !== undefined) {
+    return Effect.map(request.arrayBuffer, (body) => ({ size: body.byteLength, body }))
+  }
+  return Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    // Read to the end even past the limit, so the connection stays usable.
+    return Stream.runForEach(request.stream, (chunk) =>
+      Effect.sync(() => {
+        size += chunk.length
+        if (size <= limit) chunks.push(chunk)
+      })
+    ).pipe(Effect.map(() => ({ size, body: Buffer.concat(chunks) })))
+  })
+}
+
+/** Reads a JSON body of at most `limit` bytes. */
 const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.gen(function* () {
-    const tooLarge = new PayloadTooLarge({
-      message: `The request body is larger than ${limit} bytes`,
-      limit
-    })
+    const tooLarge = () =>
+      new PayloadTooLarge({ message: `The request body is larger than ${limit} bytes`, limit })
     const contentType = request.headers["content-type"]
     if (!isJson(contentType)) {
       return yield* new UnsupportedMediaType({
@@ -215,18 +233,10 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =
       })
     }
     const declared = request.headers["content-length"]
-    if (declared !== undefined && Number(declared) > limit) return yield* tooLarge
-    const chunks: Array<Uint8Array> = []
-    let size = 0
-    // Read to the end even past the limit, so the connection stays usable.
-    yield* Stream.runForEach(request.stream, (chunk) =>
-      Effect.sync(() => {
-        size += chunk.length
-        if (size <= limit) chunks.push(chunk)
-      })
-    )
-    if (size > limit) return yield* tooLarge
-    const text = Buffer.concat(chunks).toString("utf8")
+    if (declared !== undefined && Number(declared) > limit) return yield* tooLarge()
+    const { size, body } = yield* readText(request, limit)
+    if (size > limit) return yield* tooLarge()
+    const text = utf8.decode(body)
     if (text.trim() === "") {
       return yield* new InvalidJson({ message: "The request body is empty; expected JSON" })
     }

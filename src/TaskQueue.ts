@@ -118,15 +118,20 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
 
 /** What an entry needs of the queue that owns it. */
 interface Owner {
+  readonly name: string
   readonly cancel: (entry: Entry) => Effect.Effect<TaskStatus, TaskFinished>
 }
 
+/** The arguments of a handler that takes other than exactly one. */
+class Spread {
+  constructor(readonly args: ReadonlyArray<unknown>) {}
+}
+
 /**
- * One task as the engine tracks it: the record the memory store keeps, and
- * the handle `enqueue` returns. One object per task, nothing else.
+ * What a task gains once it starts, ends or is awaited. Kept apart from the
+ * entry so that a waiting task holds only what it needs.
  */
-class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
-  status: TaskStatus = "queued"
+class Progress {
   attempt = 0
   startedAt: number | undefined = undefined
   finishedAt: number | undefined = undefined
@@ -136,20 +141,47 @@ class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
   fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   /** Made only when someone awaits the task. */
   outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
+}
+
+/**
+ * One task as the engine tracks it: the record the memory store keeps, and
+ * the handle `enqueue` returns. One object per waiting task, nothing else.
+ */
+class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
+  status: TaskStatus = "queued"
+  progress: Progress | undefined = undefined
 
   constructor(
     readonly owner: Owner,
     readonly id: TaskId,
-    readonly queue: string,
     readonly createdAt: number,
-    /**
-     * The handler's arguments until the task starts: the argument itself when
-     * there is one (the common case, which saves an array per waiting task),
-     * else the array of them.
-     */
-    public input: unknown,
-    public spread: boolean
+    /** The handler's argument (or a `Spread` of them) until the task starts. */
+    public input: unknown
   ) {}
+
+  /** The progress, made on first use. */
+  get p(): Progress {
+    return (this.progress ??= new Progress())
+  }
+
+  get queue(): string {
+    return this.owner.name
+  }
+  get attempt(): number {
+    return this.progress?.attempt ?? 0
+  }
+  get startedAt(): number | undefined {
+    return this.progress?.startedAt
+  }
+  get finishedAt(): number | undefined {
+    return this.progress?.finishedAt
+  }
+  get exit(): Exit.Exit<unknown, unknown> | undefined {
+    return this.progress?.exit
+  }
+  get reason(): string | undefined {
+    return this.progress?.reason
+  }
 
   get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
     return awaitEntry(this)
@@ -164,18 +196,18 @@ const nextId = makeIdGenerator()
 
 const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
   Effect.suspend(() => {
-    if (entry.exit !== undefined) return Effect.succeed(entry.exit)
-    entry.outcome ??= Deferred.unsafeMake(FiberId.none)
-    return Deferred.await(entry.outcome)
+    const progress = entry.p
+    if (progress.exit !== undefined) return Effect.succeed(progress.exit)
+    progress.outcome ??= Deferred.unsafeMake(FiberId.none)
+    return Deferred.await(progress.outcome)
   })
 
 /** Calls the handler; a synchronous throw or a non-Effect becomes a defect. */
 const invoke = (handler: (...args: ReadonlyArray<any>) => unknown, entry: Entry) => {
   let effect: unknown
   try {
-    effect = entry.spread
-      ? handler(...(entry.input as ReadonlyArray<unknown>))
-      : handler(entry.input)
+    const input = entry.input
+    effect = input instanceof Spread ? handler(...input.args) : handler(input)
   } catch (error) {
     return Effect.die(error)
   }
@@ -246,10 +278,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     /** Moves a queued task to running on this worker; false if it is no longer queued. */
     const begin = (entry: Entry, worker: Fiber.RuntimeFiber<void>): boolean => {
       if (entry.status !== "queued") return false
+      const progress = entry.p
       entry.status = "running"
-      entry.attempt += 1
-      entry.startedAt = clock.unsafeCurrentTimeMillis()
-      entry.fiber = worker
+      progress.attempt += 1
+      progress.startedAt = clock.unsafeCurrentTimeMillis()
+      progress.fiber = worker
       running += 1
       return true
     }
@@ -258,20 +291,21 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const settle = (entry: Entry, exit: Exit.Exit<unknown, unknown>): void => {
       if (Task.isTerminal(entry.status)) return
       if (entry.status === "running") running -= 1
+      const progress = entry.p
       if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && !open) {
-        entry.reason ??= "shutdown"
+        progress.reason ??= "shutdown"
       }
       entry.status = Exit.isSuccess(exit)
         ? "succeeded"
-        : Cause.isInterruptedOnly(exit.cause) && entry.reason !== undefined
+        : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
           ? "cancelled"
           : "failed"
-      entry.exit = exit
-      entry.finishedAt = clock.unsafeCurrentTimeMillis()
-      entry.fiber = undefined
+      progress.exit = exit
+      progress.finishedAt = clock.unsafeCurrentTimeMillis()
+      progress.fiber = undefined
       entry.input = undefined
       pending -= 1
-      if (entry.outcome !== undefined) Deferred.unsafeDone(entry.outcome, Exit.succeed(exit))
+      if (progress.outcome !== undefined) Deferred.unsafeDone(progress.outcome, Exit.succeed(exit))
       if (pending === 0 && idle !== undefined) {
         Deferred.unsafeDone(idle, Exit.void)
         idle = undefined
@@ -306,7 +340,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const cancelForShutdown = (entry: Entry) =>
       Effect.suspend(() => {
         if (entry.status !== "queued") return Effect.void
-        entry.reason = "shutdown"
+        entry.p.reason = "shutdown"
         return finish(entry, Exit.interrupt(FiberId.none))
       })
 
@@ -419,12 +453,13 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         switch (entry.status) {
           case "queued": {
             // It stays in the ready queue; the worker that polls it skips it.
-            entry.reason = "cancelled"
+            entry.p.reason = "cancelled"
             return finish(entry, Exit.interrupt(FiberId.none)).pipe(Effect.map(() => entry.status))
           }
           case "running": {
-            entry.reason ??= "cancelled"
-            const fiber = entry.fiber
+            const progress = entry.p
+            progress.reason ??= "cancelled"
+            const fiber = progress.fiber
             const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
             return Effect.zipRight(stop, awaitEntry(entry)).pipe(
               Effect.flatMap(() =>
@@ -439,7 +474,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
       })
 
-    const owner: Owner = { cancel: cancelEntry }
+    const owner: Owner = { name, cancel: cancelEntry }
 
     const queue: TaskQueue<Args, A, E> = {
       name,
@@ -448,8 +483,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.suspend(() => {
           if (!open) return Effect.fail(QueueShutdown.of(name))
           const now = clock.unsafeCurrentTimeMillis()
-          const spread = args.length !== 1
-          const entry = new Entry(owner, nextId(now), name, now, spread ? args : args[0], spread)
+          const input = args.length === 1 ? args[0] : new Spread(args)
+          const entry = new Entry(owner, nextId(now), now, input)
           pending += 1
           if (unsafeInsert !== undefined) {
             unsafeInsert(entry)

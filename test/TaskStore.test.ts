@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import type { Types } from "effect"
 import { Effect, Exit, FastCheck, TestClock } from "effect"
 import type { Task } from "effect-task-queue"
 import { TaskStore } from "effect-task-queue"
@@ -6,7 +7,7 @@ import { IdIndex } from "../src/internal/idIndex.js"
 
 let counter = 0
 /** A record as a queue would insert it; ids sort in the order they are made. */
-const record = (queue = "q"): Task.TaskRecord => ({
+const record = (queue = "q"): Types.Mutable<Task.TaskRecord> => ({
   id: `01TEST${String(counter++).padStart(20, "0")}` as Task.TaskId,
   queue,
   status: "queued",
@@ -18,7 +19,11 @@ const record = (queue = "q"): Task.TaskRecord => ({
   reason: undefined
 })
 
-const finish = (store: TaskStore.TaskStore["Type"], r: Task.TaskRecord, at: number) =>
+const finish = (
+  store: TaskStore.TaskStore["Type"],
+  r: Types.Mutable<Task.TaskRecord>,
+  at: number
+) =>
   Effect.suspend(() => {
     r.status = "succeeded"
     r.finishedAt = at
