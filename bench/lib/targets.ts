@@ -1,0 +1,73 @@
+/**
+ * The targets from the issue, checked against a run's medians.
+ */
+import type { CaseResult, Settings, Target } from "./results.js"
+import { findVariant, medianRatio } from "./results.js"
+
+const check = (
+  name: string,
+  goal: string,
+  measured: number | undefined,
+  ok: (x: number) => boolean
+): Target => ({ name, goal, measured, met: measured === undefined ? undefined : ok(measured) })
+
+export const checkTargets = (
+  cases: ReadonlyArray<CaseResult>,
+  settings: Settings
+): Array<Target> => {
+  const results = { cases }
+  const ours8 = findVariant(results, "throughput", "task-queue", { workers: 8 })
+  const pQueue8 = findVariant(results, "throughput", "p-queue", { workers: 8 })
+  const loop8 = findVariant(results, "throughput", "effect-loop", { workers: 8 })
+  const backlogs = settings.latency.backlogs
+  const largest = Math.max(...backlogs)
+  const httpOurs = findVariant(results, "http", "task-queue")
+  const httpBare = findVariant(results, "http", "bare")
+  return [
+    check(
+      "Throughput at maxWorkers 8 vs p-queue",
+      "≥ 1.0×",
+      medianRatio(ours8, pQueue8, "tasksPerSec"),
+      (x) => x >= 1.0
+    ),
+    check(
+      "Throughput at maxWorkers 8 vs bare Effect loop",
+      "≥ 0.5×",
+      medianRatio(ours8, loop8, "tasksPerSec"),
+      (x) => x >= 0.5
+    ),
+    check(
+      "Heap per queued task vs p-queue",
+      "≤ 0.3×",
+      medianRatio(
+        findVariant(results, "memory", "task-queue"),
+        findVariant(results, "memory", "p-queue"),
+        "heapBytesPerTask"
+      ),
+      (x) => x <= 0.3
+    ),
+    check(
+      `Enqueue p99 with ${largest.toLocaleString("en-US")} waiting vs empty queue`,
+      "≤ 1.5×",
+      medianRatio(
+        findVariant(results, "latency", "task-queue", { backlog: largest }),
+        findVariant(results, "latency", "task-queue", { backlog: 0 }),
+        "p99us"
+      ),
+      (x) => x <= 1.5
+    ),
+    check(
+      "HTTP enqueue requests/s vs bare route",
+      "≥ 0.8×",
+      medianRatio(httpOurs, httpBare, "requestsPerSec"),
+      (x) => x >= 0.8
+    ),
+    check(
+      "HTTP enqueue p99 latency vs bare route",
+      "≤ 1.3×",
+      medianRatio(httpOurs, httpBare, "p99ms"),
+      (x) => x <= 1.3
+    ),
+    check("Durable SQLite store", "not set yet", undefined, () => false)
+  ]
+}

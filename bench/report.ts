@@ -1,0 +1,217 @@
+/**
+ * Renders a run's figures as Markdown: BENCHMARKS.md after a full run, the
+ * console after a quick one. Every number comes from the results object.
+ */
+import { method } from "./method.js"
+import type { Results, Target, VariantResult } from "./lib/results.js"
+import { findVariant, medianRatio } from "./lib/results.js"
+import type { Summary } from "./lib/stats.js"
+
+const NAMES: Record<string, string> = {
+  "task-queue": "effect-task-queue",
+  "p-queue": "p-queue",
+  "p-queue-records": "p-queue + status map",
+  fastq: "fastq.promise",
+  "effect-loop": "bare Effect loop",
+  bare: "bare HttpApi route"
+}
+
+const nameOf = (impl: string) => NAMES[impl] ?? impl
+
+const num = (x: number, digits = 0) =>
+  x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+const ratio = (x: number | undefined) => (x === undefined ? "–" : `${x.toFixed(2)}×`)
+
+const range = (s: Summary | undefined, digits = 0) =>
+  s === undefined ? "–" : `${num(s.min, digits)}–${num(s.max, digits)}`
+
+const spread = (s: Summary | undefined) =>
+  s === undefined ? "–" : `${(s.spread * 100).toFixed(0)}%`
+
+const median = (v: VariantResult | undefined, metric: string, digits = 0) => {
+  const s = v?.summary[metric]
+  return s === undefined ? "–" : num(s.median, digits)
+}
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) =>
+  [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`)
+  ].join("\n")
+
+const variantsOf = (results: Results, id: string) =>
+  results.cases.find((c) => c.id === id)?.variants ?? []
+
+const throughputTable = (results: Results) =>
+  table(
+    [
+      "maxWorkers",
+      "implementation",
+      "tasks/s (median)",
+      "min–max",
+      "spread",
+      "vs p-queue",
+      "vs bare Effect loop"
+    ],
+    variantsOf(results, "throughput").map((v) => {
+      const workers = { workers: v.params["workers"]! }
+      const pQueue = findVariant(results, "throughput", "p-queue", workers)
+      const loop = findVariant(results, "throughput", "effect-loop", workers)
+      return [
+        String(workers.workers),
+        nameOf(v.impl),
+        median(v, "tasksPerSec"),
+        range(v.summary["tasksPerSec"]),
+        spread(v.summary["tasksPerSec"]),
+        ratio(medianRatio(v, pQueue, "tasksPerSec")),
+        ratio(medianRatio(v, loop, "tasksPerSec"))
+      ]
+    })
+  )
+
+const memoryTable = (results: Results) => {
+  const pQueue = findVariant(results, "memory", "p-queue")
+  return table(
+    [
+      "implementation",
+      "heap bytes/task (median)",
+      "min–max",
+      "spread",
+      "RSS bytes/task (median)",
+      "min–max",
+      "heap vs p-queue"
+    ],
+    variantsOf(results, "memory").map((v) => [
+      nameOf(v.impl),
+      median(v, "heapBytesPerTask"),
+      range(v.summary["heapBytesPerTask"]),
+      spread(v.summary["heapBytesPerTask"]),
+      median(v, "rssBytesPerTask"),
+      range(v.summary["rssBytesPerTask"]),
+      ratio(medianRatio(v, pQueue, "heapBytesPerTask"))
+    ])
+  )
+}
+
+const latencyTable = (results: Results) => {
+  const empty = findVariant(results, "latency", "task-queue", { backlog: 0 })
+  return table(
+    [
+      "tasks waiting",
+      "p50 µs (median)",
+      "min–max",
+      "p99 µs (median)",
+      "min–max",
+      "p99 spread",
+      "p99 vs empty queue"
+    ],
+    variantsOf(results, "latency").map((v) => [
+      num(v.params["backlog"]!),
+      median(v, "p50us", 1),
+      range(v.summary["p50us"], 1),
+      median(v, "p99us", 1),
+      range(v.summary["p99us"], 1),
+      spread(v.summary["p99us"]),
+      ratio(medianRatio(v, empty, "p99us"))
+    ])
+  )
+}
+
+const httpTable = (results: Results) => {
+  const bare = findVariant(results, "http", "bare")
+  return table(
+    [
+      "route",
+      "requests/s (median)",
+      "min–max",
+      "spread",
+      "p50 ms",
+      "p99 ms (median)",
+      "min–max",
+      "req/s vs bare",
+      "p99 vs bare"
+    ],
+    variantsOf(results, "http").map((v) => [
+      v.impl === "task-queue" ? "effect-task-queue `POST /v0/scrapes`" : nameOf(v.impl),
+      median(v, "requestsPerSec"),
+      range(v.summary["requestsPerSec"]),
+      spread(v.summary["requestsPerSec"]),
+      median(v, "p50ms", 1),
+      median(v, "p99ms", 1),
+      range(v.summary["p99ms"], 1),
+      ratio(medianRatio(v, bare, "requestsPerSec")),
+      ratio(medianRatio(v, bare, "p99ms"))
+    ])
+  )
+}
+
+const targetsTable = (targets: ReadonlyArray<Target>) =>
+  table(
+    ["target", "goal", "measured", "met"],
+    targets.map((t) => [
+      t.name,
+      t.goal,
+      t.measured === undefined ? "not measured" : ratio(t.measured),
+      t.met === undefined ? "–" : t.met ? "met" : "not met"
+    ])
+  )
+
+const load = (averages: ReadonlyArray<number>) => averages.map((x) => x.toFixed(2)).join(" / ")
+
+const machineTable = (results: Results) => {
+  const m = results.machine
+  const lib =
+    `${m.library.version} at ${m.library.commit}` +
+    (m.library.srcDirty ? " (src/ had uncommitted changes)" : "")
+  return table(
+    ["", ""],
+    [
+      ["date", results.startedAt],
+      [
+        "mode",
+        `${results.mode}, ${results.settings.rounds} rounds, ${num(results.durationSeconds)} s in all`
+      ],
+      ["CPU", m.cpuModel],
+      ["cores", String(m.cores)],
+      ["memory", `${m.memoryGiB.toFixed(1)} GiB`],
+      ["OS", m.os],
+      ["Node", m.node],
+      [
+        "load average (1 / 5 / 15 min)",
+        `at start ${load(results.loadAverage.start)}, at end ${load(results.loadAverage.end)}`
+      ],
+      ["effect-task-queue", lib],
+      ...Object.entries(m.packages).map(([name, version]) => [name, version])
+    ]
+  )
+}
+
+export const renderMarkdown = (results: Results): string => {
+  const s = results.settings
+  const sections = [
+    "# Benchmarks",
+    "Written by `npm run bench` (bench/run.ts) from the measurements of one run; do not edit by hand. " +
+      `The same figures are in \`bench/results/${results.mode === "full" ? "latest" : "quick"}.json\`. ` +
+      "Medians across rounds; " +
+      "min–max is the lowest and highest round; spread is (max − min) / median. " +
+      "Ratios are ratios of medians.",
+    "## Machine",
+    machineTable(results),
+    "## Targets",
+    targetsTable(results.targets),
+    `## 1. Throughput: ${num(s.throughput.tasks)} no-op tasks`,
+    throughputTable(results),
+    `## 2. Memory: ${num(s.memory.tasks)} tasks waiting`,
+    memoryTable(results),
+    `## 3. Enqueue latency against backlog: ${num(s.latency.samples)} samples`,
+    latencyTable(results),
+    `## 4. HTTP enqueue: ${s.http.connections} connections, ${s.http.durationSeconds} s`,
+    httpTable(results),
+    ...results.notMeasured.flatMap((c) => [`## 5. ${c.title}`, `Not measured yet: ${c.reason}.`]),
+    "## Method",
+    method(s)
+  ]
+  return sections.join("\n\n") + "\n"
+}
