@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import type { Context, Schema, Scope } from "effect"
+import type { Context, Schema } from "effect"
 import {
   Cause,
   Deferred,
@@ -16,8 +16,11 @@ import {
   FiberSet,
   Layer,
   LogLevel,
-  Queue
+  Queue,
+  Scope
 } from "effect"
+import type { Owner, WorkerFiber } from "./internal/entry.js"
+import { awaitEntry, Entry, invoke, Spread, TaskScope } from "./internal/entry.js"
 import { makeIdGenerator } from "./internal/id.js"
 import { isPositiveInteger, validate } from "./internal/options.js"
 import type { TaskId, TaskRecord, TaskStatus, TaskView } from "./Task.js"
@@ -25,6 +28,8 @@ import * as Task from "./Task.js"
 import type { InvalidOption } from "./TaskError.js"
 import { QueueShutdown, TaskFinished, TaskNotFound } from "./TaskError.js"
 import * as TaskStore from "./TaskStore.js"
+
+const nextId = makeIdGenerator()
 
 /**
  * @since 0.1.0
@@ -114,106 +119,6 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
   readonly stats: Effect.Effect<Stats>
   /** The JSON view of a task, with the queue's result and error schemas. */
   readonly toView: (task: Task.Task<A, E>) => TaskView
-}
-
-/** What an entry needs of the queue that owns it. */
-interface Owner {
-  readonly name: string
-  readonly cancel: (entry: Entry) => Effect.Effect<TaskStatus, TaskFinished>
-}
-
-/** The arguments of a handler that takes other than exactly one. */
-class Spread {
-  constructor(readonly args: ReadonlyArray<unknown>) {}
-}
-
-/**
- * What a task gains once it starts, ends or is awaited. Kept apart from the
- * entry so that a waiting task holds only what it needs.
- */
-class Progress {
-  attempt = 0
-  startedAt: number | undefined = undefined
-  finishedAt: number | undefined = undefined
-  exit: Exit.Exit<unknown, unknown> | undefined = undefined
-  reason: string | undefined = undefined
-  /** The worker running the task, while it runs. */
-  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
-  /** Made only when someone awaits the task. */
-  outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
-}
-
-/**
- * One task as the engine tracks it: the record the memory store keeps, and
- * the handle `enqueue` returns. One object per waiting task, nothing else.
- */
-class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
-  status: TaskStatus = "queued"
-  progress: Progress | undefined = undefined
-
-  constructor(
-    readonly owner: Owner,
-    readonly id: TaskId,
-    readonly createdAt: number,
-    /** The handler's argument (or a `Spread` of them) until the task starts. */
-    public input: unknown
-  ) {}
-
-  /** The progress, made on first use. */
-  get p(): Progress {
-    return (this.progress ??= new Progress())
-  }
-
-  get queue(): string {
-    return this.owner.name
-  }
-  get attempt(): number {
-    return this.progress?.attempt ?? 0
-  }
-  get startedAt(): number | undefined {
-    return this.progress?.startedAt
-  }
-  get finishedAt(): number | undefined {
-    return this.progress?.finishedAt
-  }
-  get exit(): Exit.Exit<unknown, unknown> | undefined {
-    return this.progress?.exit
-  }
-  get reason(): string | undefined {
-    return this.progress?.reason
-  }
-
-  get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
-    return awaitEntry(this)
-  }
-
-  get cancel(): Effect.Effect<TaskStatus, TaskFinished> {
-    return this.owner.cancel(this)
-  }
-}
-
-const nextId = makeIdGenerator()
-
-const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
-  Effect.suspend(() => {
-    const progress = entry.p
-    if (progress.exit !== undefined) return Effect.succeed(progress.exit)
-    progress.outcome ??= Deferred.unsafeMake(FiberId.none)
-    return Deferred.await(progress.outcome)
-  })
-
-/** Calls the handler; a synchronous throw or a non-Effect becomes a defect. */
-const invoke = (handler: (...args: ReadonlyArray<any>) => unknown, entry: Entry) => {
-  let effect: unknown
-  try {
-    const input = entry.input
-    effect = input instanceof Spread ? handler(...input.args) : handler(input)
-  } catch (error) {
-    return Effect.die(error)
-  }
-  return Effect.isEffect(effect)
-    ? (effect as Effect.Effect<unknown, unknown>)
-    : Effect.dieMessage("The task handler did not return an Effect")
 }
 
 /**
@@ -331,11 +236,13 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
     /** Records the end of a task, then stores and logs it. */
     const finish = (entry: Entry, exit: Exit.Exit<unknown, unknown>) =>
-      Effect.withFiberRuntime<void>((fiber) => {
-        settle(entry, exit)
-        const log = logEnd(entry, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
-        return Effect.zipRight(store.update(entry), log)
-      })
+      Effect.uninterruptible(
+        Effect.withFiberRuntime<void>((fiber) => {
+          settle(entry, exit)
+          const log = logEnd(entry, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
+          return Effect.zipRight(store.update(entry), log)
+        })
+      )
 
     const cancelForShutdown = (entry: Entry) =>
       Effect.suspend(() => {
@@ -347,23 +254,36 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     /**
      * A worker holds one permit: it runs its first task, then goes on with
      * the next queued one while there is one, and gives the permit back when
-     * it ends, however it ends. It stops after a task that was cancelled (the
-     * interruption meant for that task must not reach the next one) and once
-     * the queue is closing. It runs uninterruptibly but for the handler.
+     * it ends, however it ends. It runs uninterruptibly but for the handler.
+     *
+     * Between two tasks it leaves nothing of the first to the second: the
+     * task's Scope is closed and the fibers it forked and left running are
+     * interrupted before the task counts as ended, and its FiberRefs are put
+     * back. It stops after a task that was cancelled or that interrupted it
+     * (the interruption must not reach the next task) and once the queue is
+     * closing.
      */
-    const work = (first: Entry): Effect.Effect<void, never, R> =>
-      Effect.withFiberRuntime<void, never, R>((fiber) => {
-        // A worker never changes its own FiberRefs, so this stays true for its life.
+    const work = (first: Entry): Effect.Effect<void, never, R> => {
+      const scope = new TaskScope()
+      const loop = Effect.withFiberRuntime<void, never, R>((runtime) => {
+        const fiber = runtime as WorkerFiber
+        const fiberRefs = fiber.getFiberRefs()
+        // A worker never changes its own log level, so this stays true for its life.
         const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
         let current: Entry = first
 
         const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (option) =>
           option._tag === "Some" ? step(option.value) : Effect.void
         )
-        const goOn = (entry: Entry) => (entry.reason !== undefined || !open ? Effect.void : next)
-        const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+        let interrupted = false
+        const goOn = (entry: Entry) =>
+          entry.reason !== undefined || interrupted || !open ? Effect.void : next
+
+        const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
           settle(entry, exit)
           const log = logEnd(entry, minimumLogLevel)
+          interrupted = fiber.isInterrupted()
+          if (!interrupted) fiber.setFiberRefs(fiberRefs)
           if (unsafeUpdate === undefined) {
             return Effect.flatMap(Effect.zipRight(store.update(entry), log), () => goOn(entry))
           }
@@ -375,6 +295,27 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
                 Effect.suspend(() => goOn(entry))
               )
         }
+
+        /** Closes what the task left open, then records its end. */
+        const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+          const children = fiber.getChildren()
+          if (!scope.isOpen && children.size === 0) return record(entry, exit)
+          const cleanup = Effect.zipRight(
+            scope.close(exit),
+            Fiber.interruptAll(Array.from(children))
+          )
+          return Effect.flatMap(Effect.exit(cleanup), (closed) =>
+            record(
+              entry,
+              Exit.isSuccess(closed)
+                ? exit
+                : Exit.failCause(
+                    Exit.isSuccess(exit) ? closed.cause : Cause.sequential(exit.cause, closed.cause)
+                  )
+            )
+          )
+        }
+
         const onEnd = {
           onSuccess: (value: unknown) =>
             done(current, value === undefined ? Exit.void : Exit.succeed(value)),
@@ -383,7 +324,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         const step = (entry: Entry): Effect.Effect<void, never, R> => {
           if (!open) return cancelForShutdown(entry)
           if (!begin(entry, fiber)) return next
-          if (entry.reason !== undefined) return done(entry, Exit.interrupt(fiber.id()))
+          if (entry.reason !== undefined) return record(entry, Exit.interrupt(fiber.id()))
           current = entry
           const run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
           entry.input = undefined
@@ -391,6 +332,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         return step(first)
       })
+      return Effect.provideService(loop, Scope.Scope, scope)
+    }
 
     const startWorker = Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
@@ -485,16 +428,28 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           const now = clock.unsafeCurrentTimeMillis()
           const input = args.length === 1 ? args[0] : new Spread(args)
           const entry = new Entry(owner, nextId(now), now, input)
-          pending += 1
           if (unsafeInsert !== undefined) {
             unsafeInsert(entry)
+            pending += 1
             Queue.unsafeOffer(ready, entry)
             return Effect.succeed(entry as TaskHandle<any, any>)
           }
-          return Effect.map(store.insert(entry), () => {
-            Queue.unsafeOffer(ready, entry)
-            return entry as TaskHandle<any, any>
-          })
+          // Once stored, the task is counted and either queued or, if the
+          // queue closed meanwhile, ended: an interruption cannot split that.
+          return Effect.uninterruptible(
+            Effect.flatMap(store.insert(entry), () => {
+              pending += 1
+              if (!open) {
+                entry.p.reason = "shutdown"
+                return Effect.zipRight(
+                  finish(entry, Exit.interrupt(FiberId.none)),
+                  Effect.fail(QueueShutdown.of(name))
+                )
+              }
+              Queue.unsafeOffer(ready, entry)
+              return Effect.succeed(entry as TaskHandle<any, any>)
+            })
+          )
         }),
       get: (id) => Effect.map(lookup(id), (record) => Task.snapshot<A, E>(record)),
       list: (query = {}) =>

@@ -1,5 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Supervisor, TestClock } from "effect"
+import {
+  Cause,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  FiberRef,
+  Layer,
+  Option,
+  Scope,
+  Supervisor,
+  TestClock
+} from "effect"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
 
 const memory = TaskStore.layerMemory()
@@ -391,6 +403,138 @@ describe("TaskQueue", () => {
         return yield* task.await
       }).pipe(Effect.provide(GreetingsLive.pipe(Layer.provide(Greeter.Default))))
       expect(exit).toEqual(Exit.succeed("hello ada"))
+    })
+  )
+
+  it.scoped("gives each task a Scope of its own, closed when the task ends", () =>
+    Effect.gen(function* () {
+      const events: Array<string> = []
+      const queue = yield* makeQueue({
+        name: "scoped",
+        maxWorkers: 1,
+        handler: (n: number) =>
+          Effect.acquireRelease(
+            Effect.sync(() => events.push(`open ${n}`)),
+            () => Effect.sync(() => events.push(`close ${n}`))
+          ).pipe(Effect.andThen(Effect.sleep("10 millis")))
+      })
+      const first = yield* queue.enqueue(1)
+      yield* queue.enqueue(2)
+      yield* TestClock.adjust("10 millis")
+      yield* first.await
+      expect(events.slice(0, 2)).toEqual(["open 1", "close 1"])
+      yield* TestClock.adjust("10 millis")
+      yield* queue.awaitIdle
+      expect(events).toEqual(["open 1", "close 1", "open 2", "close 2"])
+    })
+  )
+
+  it.scoped("interrupts the fibers a task forked and left running when it ends", () =>
+    Effect.gen(function* () {
+      let alive = 0
+      const queue = yield* makeQueue({
+        name: "children",
+        maxWorkers: 1,
+        handler: () =>
+          Effect.fork(
+            Effect.sync(() => (alive += 1)).pipe(
+              Effect.andThen(Effect.never),
+              Effect.onInterrupt(() => Effect.sync(() => (alive -= 1)))
+            )
+          ).pipe(Effect.andThen(Effect.yieldNow()))
+      })
+      for (let n = 0; n < 5; n++) yield* queue.enqueue()
+      yield* queue.awaitIdle
+      expect(alive).toBe(0)
+    })
+  )
+
+  it.scoped("does not let one task's FiberRefs or self-interruption reach the next", () =>
+    Effect.gen(function* () {
+      const tenant = FiberRef.unsafeMake("none")
+      const seen: Array<string> = []
+      const queue = yield* makeQueue({
+        name: "isolation",
+        maxWorkers: 1,
+        handler: (kind: "set" | "read" | "interrupt-self") => {
+          switch (kind) {
+            case "set":
+              return FiberRef.set(tenant, "tenant-a")
+            case "read":
+              return Effect.flatMap(FiberRef.get(tenant), (value) =>
+                Effect.sync(() => seen.push(value))
+              )
+            case "interrupt-self":
+              return Effect.withFiberRuntime((fiber) => Fiber.interruptFork(fiber))
+          }
+        }
+      })
+      yield* queue.enqueue("set")
+      yield* queue.enqueue("read")
+      const self = yield* queue.enqueue("interrupt-self")
+      const after = yield* queue.enqueue("read")
+      yield* queue.awaitIdle
+      expect(seen).toEqual(["none", "none"])
+      // The interruption reaches its own worker after the task returned; the
+      // next task runs on a fresh worker instead of being interrupted.
+      expect((yield* queue.get(self.id)).status).toBe("succeeded")
+      expect((yield* queue.get(after.id)).status).toBe("succeeded")
+    })
+  )
+
+  it.effect("keeps its books with a store whose writes take time", () =>
+    Effect.gen(function* () {
+      const memory = yield* TaskStore.makeMemory()
+      const updates: Array<string> = []
+      // A store like a database's: every write is an effect that takes 10 ms.
+      const slow = TaskStore.TaskStore.of({
+        get: memory.get,
+        list: memory.list,
+        insert: (record) => Effect.zipRight(Effect.sleep("10 millis"), memory.insert(record)),
+        update: (record) =>
+          Effect.zipRight(
+            Effect.sleep("10 millis"),
+            Effect.zipRight(
+              memory.update(record),
+              Effect.sync(() => updates.push(record.status))
+            )
+          )
+      })
+      const scope = yield* Scope.make()
+      const queue = yield* TaskQueue.make({
+        name: "slow-store",
+        maxWorkers: 1,
+        handler: (n: number) => Effect.sleep("5 millis").pipe(Effect.as(n))
+      }).pipe(Effect.provideService(TaskStore.TaskStore, slow), Scope.extend(scope))
+
+      // An enqueue interrupted while its write is in flight still ends with a
+      // counted, queued task: the write is not cut in half.
+      const interrupted = yield* Effect.fork(queue.enqueue(1))
+      yield* Effect.yieldNow()
+      yield* Fiber.interruptFork(interrupted)
+      yield* TestClock.adjust("10 millis")
+      const second = yield* Effect.fork(queue.enqueue(2))
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(second)
+      yield* queue.awaitIdle
+      expect(yield* queue.stats).toEqual({ queued: 0, running: 0 })
+      expect(updates).toEqual(["succeeded", "succeeded"])
+
+      // An enqueue whose write lands after the queue closed ends the task and says so.
+      const late = yield* Effect.fork(queue.enqueue(3))
+      yield* Effect.yieldNow()
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(closing)
+      const error = yield* Effect.flip(Fiber.join(late))
+      expect(error).toBeInstanceOf(TaskError.QueueShutdown)
+      const page = yield* memory.list({ queue: "slow-store", limit: 10 })
+      expect(page.items.map((task) => [task.status, task.reason])).toEqual([
+        ["succeeded", undefined],
+        ["succeeded", undefined],
+        ["cancelled", "shutdown"]
+      ])
+      yield* queue.awaitIdle
     })
   )
 })

@@ -1,0 +1,169 @@
+/**
+ * One task as the engine holds it, and what a worker needs around it.
+ */
+import type { Fiber, FiberRefs } from "effect"
+import { Deferred, Effect, ExecutionStrategy, Exit, FiberId, Scope } from "effect"
+import { pipeArguments } from "effect/Pipeable"
+import type { TaskId, TaskRecord, TaskStatus } from "../Task.js"
+import type { TaskFinished } from "../TaskError.js"
+import type { TaskHandle } from "../TaskQueue.js"
+
+/** What an entry needs of the queue that owns it. */
+export interface Owner {
+  readonly name: string
+  readonly cancel: (entry: Entry) => Effect.Effect<TaskStatus, TaskFinished>
+}
+
+/** The arguments of a handler that takes other than exactly one. */
+export class Spread {
+  constructor(readonly args: ReadonlyArray<unknown>) {}
+}
+
+/**
+ * What a task gains once it starts, ends or is awaited. Kept apart from the
+ * entry so that a waiting task holds only what it needs.
+ */
+export class Progress {
+  attempt = 0
+  startedAt: number | undefined = undefined
+  finishedAt: number | undefined = undefined
+  exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  reason: string | undefined = undefined
+  /** The worker running the task, while it runs. */
+  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** Made only when someone awaits the task. */
+  outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
+}
+
+/**
+ * One task as the engine tracks it: the record the memory store keeps, and
+ * the handle `enqueue` returns. One object per waiting task, nothing else.
+ */
+export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
+  status: TaskStatus = "queued"
+  progress: Progress | undefined = undefined
+
+  constructor(
+    readonly owner: Owner,
+    readonly id: TaskId,
+    readonly createdAt: number,
+    /** The handler's argument (or a `Spread` of them) until the task starts. */
+    public input: unknown
+  ) {}
+
+  /** The progress, made on first use. */
+  get p(): Progress {
+    return (this.progress ??= new Progress())
+  }
+
+  get queue(): string {
+    return this.owner.name
+  }
+  get attempt(): number {
+    return this.progress?.attempt ?? 0
+  }
+  get startedAt(): number | undefined {
+    return this.progress?.startedAt
+  }
+  get finishedAt(): number | undefined {
+    return this.progress?.finishedAt
+  }
+  get exit(): Exit.Exit<unknown, unknown> | undefined {
+    return this.progress?.exit
+  }
+  get reason(): string | undefined {
+    return this.progress?.reason
+  }
+
+  get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
+    return awaitEntry(this)
+  }
+
+  get cancel(): Effect.Effect<TaskStatus, TaskFinished> {
+    return this.owner.cancel(this)
+  }
+}
+
+export const awaitEntry = (entry: Entry): Effect.Effect<Exit.Exit<unknown, unknown>> =>
+  Effect.suspend(() => {
+    const progress = entry.p
+    if (progress.exit !== undefined) return Effect.succeed(progress.exit)
+    progress.outcome ??= Deferred.unsafeMake(FiberId.none)
+    return Deferred.await(progress.outcome)
+  })
+
+/** Calls the handler; a synchronous throw or a non-Effect becomes a defect. */
+export const invoke = (handler: (...args: ReadonlyArray<any>) => unknown, entry: Entry) => {
+  let effect: unknown
+  try {
+    const input = entry.input
+    effect = input instanceof Spread ? handler(...input.args) : handler(input)
+  } catch (error) {
+    return Effect.die(error)
+  }
+  return Effect.isEffect(effect)
+    ? (effect as Effect.Effect<unknown, unknown>)
+    : Effect.dieMessage("The task handler did not return an Effect")
+}
+
+/**
+ * The Scope a handler gets: one per worker, standing for the task it runs.
+ * A real scope is made only when a task first adds a finalizer or forks a
+ * scope, and the worker closes it when the task ends, so a handler that
+ * needs no Scope pays nothing for it.
+ */
+export class TaskScope implements Scope.CloseableScope {
+  readonly [Scope.ScopeTypeId]: Scope.ScopeTypeId = Scope.ScopeTypeId
+  readonly [Scope.CloseableScopeTypeId]: Scope.CloseableScopeTypeId = Scope.CloseableScopeTypeId
+  readonly strategy: ExecutionStrategy.ExecutionStrategy = ExecutionStrategy.sequential
+  private current: Scope.CloseableScope | undefined = undefined
+
+  /** Whether the running task opened the scope. */
+  get isOpen(): boolean {
+    return this.current !== undefined
+  }
+
+  private get opened(): Effect.Effect<Scope.CloseableScope> {
+    return Effect.suspend(() =>
+      this.current !== undefined
+        ? Effect.succeed(this.current)
+        : Effect.tap(Scope.make(), (scope) => {
+            this.current = scope
+          })
+    )
+  }
+
+  fork(strategy: ExecutionStrategy.ExecutionStrategy): Effect.Effect<Scope.CloseableScope> {
+    return Effect.flatMap(this.opened, (scope) => Scope.fork(scope, strategy))
+  }
+
+  addFinalizer(finalizer: Scope.Scope.Finalizer): Effect.Effect<void> {
+    return Effect.flatMap(this.opened, (scope) => Scope.addFinalizerExit(scope, finalizer))
+  }
+
+  close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const scope = this.current
+      this.current = undefined
+      return scope === undefined ? Effect.void : Scope.close(scope, exit)
+    })
+  }
+
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
+}
+
+/**
+ * Methods of Effect 3's fiber runtime that a worker calls on itself, from
+ * its own fiber, between two tasks: which fibers the last task forked and
+ * left running, whether the fiber was interrupted, and putting its FiberRefs
+ * back as they were before the task. Effect's public API has each of them
+ * only as an effect; these read or write the same state synchronously.
+ */
+export interface WorkerFiber extends Fiber.RuntimeFiber<void> {
+  getChildren(): ReadonlySet<Fiber.RuntimeFiber<unknown, unknown>>
+  isInterrupted(): boolean
+  setFiberRefs(fiberRefs: FiberRefs.FiberRefs): void
+}
