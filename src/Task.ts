@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Exit, Option, ParseResult, Predicate, Schema } from "effect"
+import { Cause, Exit, Inspectable, Option, ParseResult, Predicate, Schema } from "effect"
 
 /**
  * A task id: 26 characters of Crockford base32, time-sortable like a ULID.
@@ -116,7 +116,9 @@ export const snapshot = <A, E>(record: TaskRecord): Task<A, E> => ({
 export const TaskErrorView = Schema.Struct({
   kind: Schema.Literal("failure", "defect", "interrupted"),
   message: Schema.String,
-  value: Schema.optional(Schema.Unknown)
+  value: Schema.optional(Schema.Unknown),
+  /** Why a cancelled task was cancelled: `"cancelled"` (on request) or `"shutdown"`. */
+  reason: Schema.optional(Schema.String)
 })
 
 /**
@@ -165,16 +167,43 @@ export interface ViewSchemas<A, E> {
 const isoOrNull = (date: Date | undefined): string | null =>
   date === undefined ? null : date.toISOString()
 
+/** A value as JSON can carry it: bigints as strings, cycles and functions named. */
+const toJson = (value: unknown): unknown => {
+  if (value === undefined) return null
+  const seen = new WeakSet<object>()
+  try {
+    const text = JSON.stringify(value, (_key, item: unknown) => {
+      if (typeof item === "bigint") return item.toString()
+      if (typeof item === "function" || typeof item === "symbol") return String(item)
+      if (typeof item === "object" && item !== null) {
+        if (seen.has(item)) return "[Circular]"
+        seen.add(item)
+      }
+      return item
+    })
+    return text === undefined ? null : JSON.parse(text)
+  } catch {
+    return messageOf(value)
+  }
+}
+
 const messageOf = (value: unknown): string => {
   if (Predicate.hasProperty(value, "message") && typeof value.message === "string") {
     return value.message
   }
-  return String(value)
+  try {
+    return typeof value === "string" ? value : Inspectable.format(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
 }
 
 const encodeWith = (schema: Schema.Schema<any, any> | undefined, value: unknown): unknown => {
-  if (schema === undefined) return value
-  return Option.getOrElse(ParseResult.encodeOption(schema)(value), () => messageOf(value))
+  if (schema === undefined) return toJson(value)
+  return Option.match(ParseResult.encodeOption(schema)(value), {
+    onNone: () => messageOf(value),
+    onSome: toJson
+  })
 }
 
 const errorView = (
@@ -200,7 +229,9 @@ const errorView = (
       : reason === "cancelled"
         ? "cancelled on request"
         : "interrupted"
-  return { kind: "interrupted", message }
+  return reason === undefined
+    ? { kind: "interrupted", message }
+    : { kind: "interrupted", message, reason }
 }
 
 /**

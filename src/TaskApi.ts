@@ -195,10 +195,30 @@ export interface LayerOptions {
   readonly retryAfterSeconds?: number | undefined
 }
 
+/** JSON bodies must be UTF-8 (RFC 8259); a missing Content-Type is read as JSON. */
 const isJson = (contentType: string | undefined): boolean => {
   if (contentType === undefined || contentType === "") return true
-  const type = contentType.split(";")[0]!.trim().toLowerCase()
-  return type === "application/json" || type.endsWith("+json")
+  const [type, ...parameters] = contentType.toLowerCase().split(";")
+  const mediaType = type!.trim()
+  if (mediaType !== "application/json" && !mediaType.endsWith("+json")) return false
+  const charset = parameters.map((p) => p.trim()).find((p) => p.startsWith("charset="))
+  return charset === undefined || /^charset="?utf-?8"?$/.test(charset)
+}
+
+const MAX_DEPTH = 64
+
+/** Whether JSON nests arrays and objects deeper than `max` (counted without recursion). */
+const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  const stack: Array<readonly [unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!
+    if (typeof item !== "object" || item === null) continue
+    if (depth > max) return true
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1])
+    }
+  }
+  return false
 }
 
 const utf8 = new TextDecoder()
@@ -229,7 +249,7 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =
     const contentType = request.headers["content-type"]
     if (!isJson(contentType)) {
       return yield* new UnsupportedMediaType({
-        message: `Expected a JSON body (Content-Type: application/json), got ${contentType}`
+        message: `Expected a UTF-8 JSON body (Content-Type: application/json), got ${contentType}`
       })
     }
     const declared = request.headers["content-length"]
@@ -240,13 +260,19 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =
     if (text.trim() === "") {
       return yield* new InvalidJson({ message: "The request body is empty; expected JSON" })
     }
-    return yield* Effect.try({
+    const json = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
       catch: (error) =>
         new InvalidJson({
           message: `The request body is not valid JSON: ${(error as Error).message}`
         })
     })
+    if (nestsDeeperThan(json, MAX_DEPTH)) {
+      return yield* new InvalidJson({
+        message: `The request body nests arrays and objects deeper than ${MAX_DEPTH} levels`
+      })
+    }
+    return json
   }).pipe(Effect.catchTag("RequestError", Effect.die))
 
 const withHeader = (name: string, value: string) =>

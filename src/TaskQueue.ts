@@ -22,7 +22,7 @@ import {
 import type { Owner, WorkerFiber } from "./internal/entry.js"
 import { awaitEntry, Entry, invoke, Spread, TaskScope } from "./internal/entry.js"
 import { makeIdGenerator } from "./internal/id.js"
-import { isPositiveInteger, validate } from "./internal/options.js"
+import { isObject, isPositiveInteger, validate } from "./internal/options.js"
 import type { TaskId, TaskRecord, TaskStatus, TaskView } from "./Task.js"
 import * as Task from "./Task.js"
 import type { InvalidOption } from "./TaskError.js"
@@ -145,9 +145,10 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
  * ```
  */
 export const make = <Args extends ReadonlyArray<any>, A, E, R>(
-  options: Options<Args, A, E, R>
+  input: Options<Args, A, E, R>
 ): Effect.Effect<TaskQueue<Args, A, E>, InvalidOption, Scope.Scope | TaskStore.TaskStore | R> =>
   Effect.gen(function* () {
+    const options = yield* validate("options", input, "must be an object", isObject)
     const name = yield* validate(
       "name",
       options.name,

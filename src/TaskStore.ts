@@ -5,7 +5,7 @@
  */
 import { Context, Duration, Effect, Layer } from "effect"
 import { IdIndex } from "./internal/idIndex.js"
-import { validate } from "./internal/options.js"
+import { isNonNegativeDuration, isObject, validate } from "./internal/options.js"
 import type { InvalidOption } from "./TaskError.js"
 import type { TaskRecord, TaskStatus } from "./Task.js"
 import { isTerminal } from "./Task.js"
@@ -75,6 +75,7 @@ export interface MemoryOptions {
 }
 
 const MAX_PAGE = 1_000
+const DEFAULT_PAGE = 100
 
 /**
  * A store that keeps records in this process. Queued and running tasks are
@@ -86,9 +87,10 @@ const MAX_PAGE = 1_000
  * @category constructors
  */
 export const makeMemory = (
-  options: MemoryOptions = {}
+  input: MemoryOptions = {}
 ): Effect.Effect<TaskStore["Type"], InvalidOption> =>
   Effect.gen(function* () {
+    const options = yield* validate("options", input, "must be an object", isObject)
     const maxFinished = yield* validate(
       "maxFinished",
       options.maxFinished ?? 10_000,
@@ -99,8 +101,8 @@ export const makeMemory = (
       "finishedTtl",
       options.finishedTtl ?? "1 hour",
       "must be a non-negative duration",
-      (d) => Duration.decodeUnknown(d)._tag === "Some"
-    ).pipe(Effect.map(Duration.toMillis))
+      isNonNegativeDuration
+    ).pipe(Effect.map((input) => Duration.toMillis(input)))
     const clock = yield* Effect.clock
 
     const records = new IdIndex<TaskRecord>()
@@ -145,7 +147,9 @@ export const makeMemory = (
       list: (query) =>
         Effect.sync(() => {
           prune(clock.unsafeCurrentTimeMillis())
-          const limit = Math.max(1, Math.min(query.limit, MAX_PAGE))
+          const limit = Number.isFinite(query.limit)
+            ? Math.max(1, Math.min(Math.floor(query.limit), MAX_PAGE))
+            : DEFAULT_PAGE
           const items: Array<TaskRecord> = []
           let next: string | undefined
           for (const record of records.after(query.cursor)) {

@@ -78,7 +78,20 @@ describe("Task.toView", () => {
     })
     expect(Task.toView(task(Exit.interrupt(0 as never), "shutdown")).error).toEqual({
       kind: "interrupted",
-      message: "cancelled: the queue shut down before the task finished"
+      message: "cancelled: the queue shut down before the task finished",
+      reason: "shutdown"
     })
+  })
+
+  it("always gives JSON, whatever the result or error holds", () => {
+    const cyclic: { self?: unknown; n: bigint } = { n: 10n }
+    cyclic.self = cyclic
+    expect(Task.toView(task(Exit.succeed(cyclic))).result).toEqual({ n: "10", self: "[Circular]" })
+    expect(Task.toView(task(Exit.succeed(undefined))).result).toBeNull()
+    const bare = Object.create(null) as object
+    const view = Task.toView(task(Exit.fail(bare)))
+    expect(view.error?.kind).toBe("failure")
+    expect(typeof view.error?.message).toBe("string")
+    expect(JSON.parse(JSON.stringify(view))).toEqual(view)
   })
 })

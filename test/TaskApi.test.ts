@@ -144,6 +144,18 @@ describe("TaskApi", () => {
         expect(form.status).toBe(415)
         expect((yield* json(form))._tag).toBe("UnsupportedMediaType")
 
+        const latin1 = yield* HttpClient.execute(
+          HttpClientRequest.post("/v0/jobs").pipe(
+            HttpClientRequest.bodyText('{"n":1,"ms":1}', "application/json; charset=iso-8859-1")
+          )
+        )
+        expect(latin1.status).toBe(415)
+
+        // Deep nesting (which could overflow a recursive formatter) is refused up front.
+        const deep = yield* post("/v0/jobs", `{"n": ${"[".repeat(100)}${"]".repeat(100)}}`)
+        expect(deep.status).toBe(400)
+        expect(yield* json(deep)).toMatchObject({ _tag: "InvalidJson" })
+
         const params = yield* get("/v0/tasks?status=bogus")
         expect(params.status).toBe(400)
       }).pipe(Effect.provide(context))
@@ -190,7 +202,8 @@ describe("TaskApi", () => {
         expect(cancelled.items.map((t: { id: string }) => t.id)).toEqual([ids[0], ids[4]])
         expect(cancelled.items[0].error).toEqual({
           kind: "interrupted",
-          message: "cancelled on request"
+          message: "cancelled on request",
+          reason: "cancelled"
         })
       }).pipe(Effect.provide(context))
     })

@@ -238,7 +238,11 @@ describe("TaskQueue", () => {
       expect(yield* queue.stats).toEqual({ queued: 0, running: 1 })
       const view = queue.toView(yield* queue.get(first.id))
       expect(view.status).toBe("cancelled")
-      expect(view.error).toEqual({ kind: "interrupted", message: "cancelled on request" })
+      expect(view.error).toEqual({
+        kind: "interrupted",
+        message: "cancelled on request",
+        reason: "cancelled"
+      })
     })
   )
 

@@ -93,8 +93,10 @@ describe("TaskStore.makeMemory", () => {
       expect(second).toEqual({ items: [mine[3], mine[4]], next: undefined })
       const all = yield* store.list({ queue: "mine", limit: 1000 })
       expect(all.items).toEqual(mine)
-      // A limit beyond 1,000 is capped; below 1 it reads as 1.
+      // A limit beyond 1,000 is capped; below 1 it reads as 1; one that is not a number as 100.
       expect((yield* store.list({ queue: "mine", limit: 0 })).items).toEqual([mine[0]])
+      expect((yield* store.list({ queue: "mine", limit: 1.5 })).items).toEqual([mine[0]])
+      expect((yield* store.list({ queue: "mine", limit: Number.NaN })).items).toEqual(mine)
     })
   )
 
@@ -106,6 +108,12 @@ describe("TaskStore.makeMemory", () => {
       expect(ttl.message).toBe(
         'Invalid option finishedTtl: "soon" (must be a non-negative duration)'
       )
+      for (const bad of [-1, "-1 hour", Number.NaN]) {
+        const error = yield* Effect.flip(TaskStore.makeMemory({ finishedTtl: bad as never }))
+        expect(error.option).toBe("finishedTtl")
+      }
+      const none = yield* Effect.flip(TaskStore.makeMemory(null as never))
+      expect(none.message).toBe("Invalid option options: null (must be an object)")
     })
   )
 })
