@@ -3,11 +3,11 @@
  *
  * It uses the library only through its package name, as any user would.
  */
-import { HttpApi, HttpApiBuilder, HttpServer } from "@effect/platform"
+import { HttpApi, HttpApiBuilder, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Config, Context, Effect, Layer } from "effect"
 import { TaskApi, TaskQueue } from "effect-task-queue"
-import { createServer } from "node:http"
+import * as Http from "node:http"
 import { Product, ScrapeError, ScrapeRequest } from "./Product.js"
 import { scrape } from "./scrape.js"
 
@@ -53,19 +53,74 @@ export const ScrapesLive = Layer.unwrapEffect(
   )
 ).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
-/** The HTTP API, served by whatever `HttpServer` is provided. */
-export const ApiLive = HttpApiBuilder.serve().pipe(
-  Layer.provide(HttpApiBuilder.api(Api)),
-  Layer.provide(TaskApi.layer(Api, ScrapesApi, Scrapes)),
-  Layer.provideMerge(ScrapesLive)
-)
+/**
+ * The HTTP API, served by whatever `HttpServer` is provided. While
+ * `draining()` holds, every answer asks the client to close its connection,
+ * so that no keep-alive connection outlives the server.
+ */
+const makeApi = (draining: () => boolean) =>
+  HttpApiBuilder.serve((app) =>
+    Effect.map(app, (response) =>
+      draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
+    )
+  ).pipe(
+    Layer.provide(HttpApiBuilder.api(Api)),
+    Layer.provide(TaskApi.layer(Api, ScrapesApi, Scrapes)),
+    Layer.provideMerge(ScrapesLive)
+  )
+
+export const ApiLive = makeApi(() => false)
+
+/**
+ * Shutting the server down in steps, so that no request hangs: first idle
+ * connections are closed and every answer asks its client to close; once
+ * the API is gone, what still arrives is answered 503, and two seconds later
+ * every connection left is cut (the server itself then closes).
+ */
+const shutdownSteps = (server: Http.Server) => {
+  let draining = false
+  return {
+    draining: () => draining,
+    first: Layer.scopedDiscard(
+      Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          draining = true
+          server.closeIdleConnections()
+        })
+      )
+    ),
+    afterApi: Layer.scopedDiscard(
+      Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
+            response.writeHead(503, {
+              "content-type": "application/json",
+              "retry-after": "5",
+              connection: "close"
+            })
+            response.end(
+              JSON.stringify({ _tag: "ShuttingDown", message: "The server is shutting down" })
+            )
+          })
+          setTimeout(() => server.closeAllConnections(), 2_000).unref()
+        })
+      )
+    )
+  }
+}
 
 /** The whole app on a Node HTTP server at HOST:PORT. */
 export const AppLive = Layer.unwrapEffect(
-  Effect.map(ServerConfig, (config) =>
-    ApiLive.pipe(
+  Effect.map(ServerConfig, (config) => {
+    const server = Http.createServer()
+    const steps = shutdownSteps(server)
+    // Released in this order (the reverse of how they are built): `first`,
+    // the API (its routes, then the queue), `afterApi`, the server.
+    return steps.first.pipe(
+      Layer.provideMerge(makeApi(steps.draining)),
       HttpServer.withLogAddress,
-      Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+      Layer.provide(steps.afterApi),
+      Layer.provide(NodeHttpServer.layer(() => server, { host: config.host, port: config.port }))
     )
-  )
+  })
 )

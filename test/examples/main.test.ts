@@ -168,4 +168,28 @@ describe("examples/scraper/main.ts", () => {
     expect(entry).toMatch(/^ {2}queue: scrapes$/m)
     expect(entry).toMatch(/^ {2}durationMs: \d+$/m)
   })
+
+  it("exits on SIGTERM even with a client stuck halfway through a request", async () => {
+    const app = startApp({ HOST: "127.0.0.1", PORT: "0", MAX_WORKERS: "2" })
+    const listening = await app.output(/Listening on http:\/\/127\.0\.0\.1:(\d+)/)
+    const port = Number(listening[1])
+
+    // A keep-alive connection that sends headers and half its body, then waits.
+    const socket = Net.connect(port, "127.0.0.1")
+    cleanups.push(async () => void socket.destroy())
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+    socket.on("error", () => {})
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()))
+    socket.write(
+      "POST /v0/scrapes HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
+        'content-length: 40\r\n\r\n{"url":'
+    )
+
+    app.child.kill("SIGTERM")
+    expect(await within(10_000, "shutting down on SIGTERM", app.exited)).toEqual({
+      code: 0,
+      signal: null
+    })
+    await within(1_000, "the stuck connection to close", closed)
+  })
 })
