@@ -3,9 +3,15 @@
  *
  * It uses the library only through its package name, as any user would.
  */
-import { HttpApi, HttpApiBuilder, HttpServer, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpServer,
+  HttpServerError,
+  HttpServerResponse
+} from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Config, Context, Effect, Layer } from "effect"
+import { Cause, Config, Context, Effect, Layer } from "effect"
 import { TaskApi, TaskQueue } from "effect-task-queue"
 import * as Http from "node:http"
 import { Product, ScrapeError, ScrapeRequest } from "./Product.js"
@@ -59,11 +65,29 @@ export const ScrapesLive = Layer.unwrapEffect(
  * so that no keep-alive connection outlives the server.
  */
 const makeApi = (draining: () => boolean) =>
-  HttpApiBuilder.serve((app) =>
-    Effect.map(app, (response) =>
-      draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
-    )
-  ).pipe(
+  HttpApiBuilder.serve().pipe(
+    Layer.provide(
+      HttpApiBuilder.middleware((app) =>
+        app.pipe(
+          // The router's 404 for an unknown route has no body: say what was not found.
+          Effect.catchAllCause((cause) => {
+            const error = Cause.squash(cause)
+            return HttpServerError.isServerError(error) && error._tag === "RouteNotFound"
+              ? HttpServerResponse.unsafeJson(
+                  {
+                    _tag: "RouteNotFound",
+                    message: `No route for ${error.request.method} ${error.request.url}`
+                  },
+                  { status: 404 }
+                )
+              : Effect.failCause(cause)
+          }),
+          Effect.map((response) =>
+            draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
+          )
+        )
+      )
+    ),
     Layer.provide(HttpApiBuilder.api(Api)),
     Layer.provide(TaskApi.layer(Api, ScrapesApi, Scrapes)),
     Layer.provideMerge(ScrapesLive)

@@ -265,6 +265,17 @@ describe("the scraper app", () => {
     }).pipe(Effect.provide(app(settings)))
   )
 
+  it.scoped("answers an unknown route with a JSON 404", () =>
+    Effect.gen(function* () {
+      const response = yield* get("/v0/nothing-here")
+      expect(response.status).toBe(404)
+      expect(yield* json(response)).toEqual({
+        _tag: "RouteNotFound",
+        message: "No route for GET /v0/nothing-here"
+      })
+    }).pipe(Effect.provide(app(settings)))
+  )
+
   it.scoped("refuses to start with a MAX_WORKERS of 0, naming the option, value and rule", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(Layer.build(app({ ...settings, MAX_WORKERS: "0" })))

@@ -178,6 +178,8 @@ describe("examples/scraper/main.ts", () => {
     const socket = Net.connect(port, "127.0.0.1")
     cleanups.push(async () => void socket.destroy())
     const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+    let received = ""
+    socket.setEncoding("utf8").on("data", (chunk: string) => (received += chunk))
     socket.on("error", () => {})
     await new Promise<void>((resolve) => socket.once("connect", () => resolve()))
     socket.write(
@@ -191,5 +193,8 @@ describe("examples/scraper/main.ts", () => {
       signal: null
     })
     await within(1_000, "the stuck connection to close", closed)
+    // The request is either answered 503 (if its headers arrived after the API
+    // went away) or cut when the two seconds of grace run out.
+    if (received !== "") expect(received).toMatch(/^HTTP\/1\.1 503 /)
   })
 })
