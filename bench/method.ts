@@ -38,6 +38,11 @@ export const method = (s: Settings): string =>
       "the clock stops when the counter reaches N and completes a `Deferred`. No records: it is " +
       "the floor for anything built on Effect's fibers and queues.",
     "Figure: N / elapsed seconds.",
+    "Where the time goes: the maxWorkers 8 run of this library and of the bare Effect loop again, " +
+      "with V8's sampling profiler (100 µs interval, started through `node:inspector` just before the " +
+      "first enqueue and stopped at idle). Each busy sample is counted as garbage collection, Effect's " +
+      "runtime (`node_modules/effect`), the library (`src/`) or other; the shares times the profiled " +
+      "µs per task give the table.",
     "### 2. Memory",
     `${n(s.memory.tasks)} tasks wait behind one task that never finishes, with one worker. ` +
       "Each task carries the payload `{ n: i }`. The first (never-ending) task is started, the heap " +

@@ -56,6 +56,26 @@ const throughput = (s: Settings): CasePlan => ({
   )
 })
 
+/**
+ * Where the time of case 1 goes, at maxWorkers 8: the same run with a CPU
+ * profile of its timed stretch, for this library and the bare Effect loop.
+ */
+const profile = (s: Settings): CasePlan => ({
+  id: "profile",
+  title: "Where the time goes",
+  metrics: ["usPerTask", "gcUs", "effectUs", "libraryUs", "otherUs"],
+  variants: ["task-queue", "effect-loop"].map((impl) => ({
+    impl,
+    params: { workers: 8 },
+    run: () =>
+      runChild(
+        "throughput.ts",
+        [`--impl=${impl}`, "--workers=8", `--tasks=${s.throughput.tasks}`, "--profile=true"],
+        2 * MINUTE
+      )
+  }))
+})
+
 const memory = (s: Settings): CasePlan => ({
   id: "memory",
   title: "Memory per queued task",
@@ -139,6 +159,7 @@ const http = (s: Settings): CasePlan => ({
 
 export const plan = (s: Settings): ReadonlyArray<CasePlan> => [
   throughput(s),
+  profile(s),
   memory(s),
   latency(s),
   http(s)

@@ -14,12 +14,31 @@ import { Deferred, Effect, Logger, LogLevel, Queue } from "effect"
 import { TaskQueue, TaskStore } from "effect-task-queue"
 import fastq from "fastq"
 import PQueue from "p-queue"
-import { emitResult, intOption, requiredOption, runMain, settleHeap } from "../lib/child.js"
+import { emitResult, intOption, option, requiredOption, runMain, settleHeap } from "../lib/child.js"
+import type { Breakdown } from "../lib/profile.js"
+import { startProfile } from "../lib/profile.js"
 
 const impl = requiredOption("impl")
 const tasks = intOption("tasks")
 const workers = intOption("workers")
 const LOOKUP_EVERY = 10_000
+const profiling = option("profile") === "true"
+
+/**
+ * With `--profile=true`, a CPU profile covers the timed stretch (from just
+ * before the first enqueue to idle) and its breakdown joins the result.
+ */
+const timed = {
+  breakdown: undefined as Breakdown | undefined,
+  stop: async () => {},
+  start: async () => {
+    if (!profiling) return
+    const profile = await startProfile()
+    timed.stop = async () => {
+      timed.breakdown = await profile.stop()
+    }
+  }
+}
 
 interface Outcome {
   readonly ms: number
@@ -98,6 +117,7 @@ const taskQueue = (): Promise<Outcome> =>
     const ids: Array<string> = []
     let lookups = 0
     yield* Effect.promise(settleHeap)
+    yield* Effect.promise(timed.start)
     const start = performance.now()
     for (let i = 0; i < tasks; i++) {
       const handle = yield* queue.enqueue()
@@ -109,6 +129,7 @@ const taskQueue = (): Promise<Outcome> =>
     }
     yield* queue.awaitIdle
     const ms = performance.now() - start
+    yield* Effect.promise(timed.stop)
     const first = yield* queue.get(ids[0]!)
     const last = yield* queue.get(ids[tasks - 1]!)
     return { ms, first: first.status, last: last.status, lookups }
@@ -134,10 +155,12 @@ const effectLoop = (): Promise<Outcome> =>
     })
     for (let i = 0; i < workers; i++) yield* Effect.forkScoped(worker)
     yield* Effect.promise(settleHeap)
+    yield* Effect.promise(timed.start)
     const start = performance.now()
     for (let i = 0; i < tasks; i++) yield* Queue.offer(queue, i)
     yield* Deferred.await(finished)
     const ms = performance.now() - start
+    yield* Effect.promise(timed.stop)
     return { ms, first: "n/a", last: "n/a", lookups: 0 }
   }).pipe(Effect.scoped, Effect.runPromise)
 
@@ -146,6 +169,20 @@ const impls: Record<string, () => Promise<Outcome>> = {
   "p-queue": pQueue,
   fastq: fastQueue,
   "effect-loop": effectLoop
+}
+
+/** The profile as microseconds per task in each category, when there is one. */
+const breakdownFigures = (ms: number) => {
+  const b = timed.breakdown
+  if (b === undefined) return {}
+  const usPerTask = (ms * 1000) / tasks
+  return {
+    usPerTask,
+    gcUs: b.gc * usPerTask,
+    effectUs: b.effect * usPerTask,
+    libraryUs: b.library * usPerTask,
+    otherUs: b.other * usPerTask
+  }
 }
 
 runMain(async () => {
@@ -163,6 +200,7 @@ runMain(async () => {
     tasksPerSec: (tasks / outcome.ms) * 1000,
     firstStatus: outcome.first,
     lastStatus: outcome.last,
-    lookups: outcome.lookups
+    lookups: outcome.lookups,
+    ...breakdownFigures(outcome.ms)
   })
 })
