@@ -19,7 +19,7 @@ import {
 import { TaskError } from "effect-task-queue"
 import { readFileSync } from "node:fs"
 import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
+import { listenLocal } from "./localServer.js"
 import { ApiLive, Scrapes } from "../../examples/scraper/app.js"
 
 const fixture = (name: string): string =>
@@ -74,31 +74,19 @@ const startStore: Effect.Effect<Store, never, Scope.Scope> = Effect.gen(function
     }
   }
 
-  const server = yield* Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer((req, res) => {
-        const path = new URL(req.url ?? "/", "http://localhost").pathname
-        if (path === "/products/barista-pro") {
-          res.writeHead(200, { "content-type": "text/html" }).end(fixture("graph-offers"))
-        } else if (path.startsWith("/gate/")) {
-          hold(req, res, path)
-        } else {
-          res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not found</h1>")
-        }
-      })
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
-  const { port } = server.address() as AddressInfo
+  const { url } = yield* listenLocal((req, res) => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname
+    if (path === "/products/barista-pro") {
+      res.writeHead(200, { "content-type": "text/html" }).end(fixture("graph-offers"))
+    } else if (path.startsWith("/gate/")) {
+      hold(req, res, path)
+    } else {
+      res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not found</h1>")
+    }
+  })
 
   return {
-    url: (path) => `http://127.0.0.1:${port}${path}`,
+    url,
     held: (count) =>
       Effect.suspend(() => {
         const done = Deferred.unsafeMake<void>(FiberId.none)

@@ -4,7 +4,7 @@ import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Either, Exit, Fiber, Schema, type Scope, TestClock } from "effect"
 import { readFileSync } from "node:fs"
 import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
+import { listenLocal } from "./localServer.js"
 import { extractProduct } from "../../examples/scraper/extract.js"
 import { Product, ScrapeError, ScrapeRequest } from "../../examples/scraper/Product.js"
 import { scrape } from "../../examples/scraper/scrape.js"
@@ -254,28 +254,16 @@ const startServer: Effect.Effect<TestServer, never, Scope.Scope> = Effect.gen(fu
     }
   }
 
-  const server = yield* Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer((req, res) => {
-        const route = routes[new URL(req.url ?? "/", "http://localhost").pathname]
-        if (route === undefined) {
-          res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not found</h1>")
-        } else {
-          route(req, res)
-        }
-      })
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
-  const { port } = server.address() as AddressInfo
+  const { url } = yield* listenLocal((req, res) => {
+    const route = routes[new URL(req.url ?? "/", "http://localhost").pathname]
+    if (route === undefined) {
+      res.writeHead(404, { "content-type": "text/html" }).end("<h1>Not found</h1>")
+    } else {
+      route(req, res)
+    }
+  })
 
-  return { url: (path) => `http://127.0.0.1:${port}${path}`, slowReceived, slowClosed }
+  return { url, slowReceived, slowClosed }
 })
 
 const scrapeError = (url: string, options?: Parameters<typeof scrape>[1]) =>
