@@ -187,14 +187,15 @@ const toJson = (value: unknown): unknown => {
   }
 }
 
+/** A readable message for any value, even one whose properties throw when read. */
 const messageOf = (value: unknown): string => {
-  if (Predicate.hasProperty(value, "message") && typeof value.message === "string") {
-    return value.message
-  }
   try {
+    if (Predicate.hasProperty(value, "message") && typeof value.message === "string") {
+      return value.message
+    }
     return typeof value === "string" ? value : Inspectable.format(value)
   } catch {
-    return Object.prototype.toString.call(value)
+    return "(a value that could not be read)"
   }
 }
 

@@ -299,10 +299,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
         /** Closes what the task left open, then records its end. */
         const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+          const closing = scope.end(exit)
           const children = fiber.getChildren()
-          if (!scope.isOpen && children.size === 0) return record(entry, exit)
+          if (closing === undefined && children.size === 0) return record(entry, exit)
           const cleanup = Effect.zipRight(
-            scope.close(exit),
+            closing ?? Effect.void,
             Fiber.interruptAll(Array.from(children))
           )
           return Effect.flatMap(Effect.exit(cleanup), (closed) =>
@@ -327,6 +328,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           if (!begin(entry, fiber)) return next
           if (entry.reason !== undefined) return record(entry, Exit.interrupt(fiber.id()))
           current = entry
+          scope.start()
           const run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
           entry.input = undefined
           return Effect.matchCauseEffect(Effect.interruptible(run), onEnd)

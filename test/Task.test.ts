@@ -93,5 +93,18 @@ describe("Task.toView", () => {
     expect(view.error?.kind).toBe("failure")
     expect(typeof view.error?.message).toBe("string")
     expect(JSON.parse(JSON.stringify(view))).toEqual(view)
+    const hostile = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("no reading me")
+        },
+        ownKeys: () => {
+          throw new Error("no listing me")
+        }
+      }
+    )
+    const died = Task.toView(task(Exit.die(hostile)))
+    expect(died.error).toEqual({ kind: "defect", message: "(a value that could not be read)" })
   })
 })

@@ -8,7 +8,10 @@ import {
   FiberRef,
   Layer,
   Option,
+  Pool,
+  Queue,
   Scope,
+  Stream,
   Supervisor,
   TestClock
 } from "effect"
@@ -539,6 +542,52 @@ describe("TaskQueue", () => {
         ["cancelled", "shutdown"]
       ])
       yield* queue.awaitIdle
+    })
+  )
+
+  it.scoped("lets handlers use what needs a Scope: forkScoped, pools, streams to queues", () =>
+    Effect.gen(function* () {
+      let forked = 0
+      let pooled = 0
+      const queue = yield* makeQueue({
+        name: "scope-users",
+        maxWorkers: 1,
+        handler: (kind: "fork" | "pool" | "stream") => {
+          switch (kind) {
+            case "fork":
+              return Effect.forkScoped(
+                Effect.sync(() => (forked += 1)).pipe(
+                  Effect.andThen(Effect.never),
+                  Effect.ensuring(Effect.sync(() => (forked -= 1)))
+                )
+              ).pipe(Effect.andThen(Effect.yieldNow()), Effect.as(kind))
+            case "pool":
+              return Pool.make({
+                acquire: Effect.acquireRelease(
+                  Effect.sync(() => (pooled += 1)),
+                  () => Effect.sync(() => (pooled -= 1))
+                ),
+                size: 2
+              }).pipe(
+                Effect.flatMap((pool) => Effect.scoped(pool.get)),
+                Effect.as(kind)
+              )
+            case "stream":
+              return Stream.toQueue(Stream.make(1, 2, 3)).pipe(
+                Effect.flatMap(Queue.take),
+                Effect.as(kind)
+              )
+          }
+        }
+      })
+      const tasks = [
+        yield* queue.enqueue("fork"),
+        yield* queue.enqueue("pool"),
+        yield* queue.enqueue("stream")
+      ]
+      yield* queue.awaitIdle
+      for (const task of tasks) expect((yield* queue.get(task.id)).status).toBe("succeeded")
+      expect([forked, pooled]).toEqual([0, 0])
     })
   )
 })

@@ -6,6 +6,7 @@
 import {
   HttpApi,
   HttpApiBuilder,
+  HttpApp,
   HttpServer,
   HttpServerError,
   HttpServerResponse
@@ -68,7 +69,16 @@ const makeApi = (draining: () => boolean) =>
   HttpApiBuilder.serve().pipe(
     Layer.provide(
       HttpApiBuilder.middleware((app) =>
-        app.pipe(
+        // Decided as each answer leaves, errors included: while draining, ask
+        // the client to close (a request that began before may end after).
+        Effect.zipRight(
+          HttpApp.appendPreResponseHandler((_request, response) =>
+            Effect.succeed(
+              draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
+            )
+          ),
+          app
+        ).pipe(
           // The router's 404 for an unknown route has no body: say what was not found.
           Effect.catchAllCause((cause) => {
             const error = Cause.squash(cause)
@@ -81,10 +91,7 @@ const makeApi = (draining: () => boolean) =>
                   { status: 404 }
                 )
               : Effect.failCause(cause)
-          }),
-          Effect.map((response) =>
-            draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
-          )
+          })
         )
       )
     ),

@@ -2,8 +2,16 @@
  * Runs the scraper app until SIGINT or SIGTERM, then shuts it down: the
  * server stops taking requests and the queue interrupts what still runs.
  */
+import { Runtime } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Layer } from "effect"
 import { AppLive } from "./app.js"
 
-Layer.launch(AppLive).pipe(NodeRuntime.runMain)
+Layer.launch(AppLive).pipe(
+  NodeRuntime.runMain({
+    // Exit only once the last log lines are written: to a pipe, stdout is
+    // asynchronous, and exiting at once would drop them.
+    teardown: (exit, onExit) =>
+      Runtime.defaultTeardown(exit, (code) => process.stdout.write("", () => onExit(code)))
+  })
+)

@@ -106,47 +106,54 @@ export const invoke = (handler: (...args: ReadonlyArray<any>) => unknown, entry:
     : Effect.dieMessage("The task handler did not return an Effect")
 }
 
+/** What a task's Scope reads as between two tasks. */
+const CLOSED = { _tag: "Closed", exit: Exit.void } as const
+
 /**
  * The Scope a handler gets: one per worker, standing for the task it runs.
- * A real scope is made only when a task first adds a finalizer or forks a
- * scope, and the worker closes it when the task ends, so a handler that
- * needs no Scope pays nothing for it.
+ * A real scope is made only when a task first uses it, and the worker closes
+ * it when the task ends, so a handler that needs no Scope pays nothing for
+ * it. Effect's `forkIn` reads a scope's `state` directly, so `state` is
+ * the real scope's while a task runs, and closed between tasks.
  */
 export class TaskScope implements Scope.CloseableScope {
   readonly [Scope.ScopeTypeId]: Scope.ScopeTypeId = Scope.ScopeTypeId
   readonly [Scope.CloseableScopeTypeId]: Scope.CloseableScopeTypeId = Scope.CloseableScopeTypeId
   readonly strategy: ExecutionStrategy.ExecutionStrategy = ExecutionStrategy.sequential
   private current: Scope.CloseableScope | undefined = undefined
+  private running = false
 
-  /** Whether the running task opened the scope. */
-  get isOpen(): boolean {
-    return this.current !== undefined
+  /** The worker calls it as a task starts. */
+  start(): void {
+    this.running = true
   }
 
-  private get opened(): Effect.Effect<Scope.CloseableScope> {
-    return Effect.suspend(() =>
-      this.current !== undefined
-        ? Effect.succeed(this.current)
-        : Effect.tap(Scope.make(), (scope) => {
-            this.current = scope
-          })
-    )
+  /** Ends the task's scope: nothing to do (undefined) if the task never used it. */
+  end(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
+    this.running = false
+    const scope = this.current
+    this.current = undefined
+    return scope === undefined ? undefined : Scope.close(scope, exit)
+  }
+
+  private get real(): Scope.CloseableScope {
+    return (this.current ??= Effect.runSync(Scope.make(this.strategy)))
+  }
+
+  get state(): unknown {
+    return this.running ? (this.real as unknown as { readonly state: unknown }).state : CLOSED
   }
 
   fork(strategy: ExecutionStrategy.ExecutionStrategy): Effect.Effect<Scope.CloseableScope> {
-    return Effect.flatMap(this.opened, (scope) => Scope.fork(scope, strategy))
+    return Effect.suspend(() => Scope.fork(this.real, strategy))
   }
 
   addFinalizer(finalizer: Scope.Scope.Finalizer): Effect.Effect<void> {
-    return Effect.flatMap(this.opened, (scope) => Scope.addFinalizerExit(scope, finalizer))
+    return Effect.suspend(() => Scope.addFinalizerExit(this.real, finalizer))
   }
 
   close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const scope = this.current
-      this.current = undefined
-      return scope === undefined ? Effect.void : Scope.close(scope, exit)
-    })
+    return Effect.suspend(() => this.end(exit) ?? Effect.void)
   }
 
   pipe() {
