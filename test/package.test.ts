@@ -11,7 +11,12 @@ const run = promisify(execFile)
 const probe = `
 const lib = await import("effect-task-queue")
 const out = { namespaces: Object.keys(lib).sort(), blocked: [] }
-for (const path of ["effect-task-queue/internal/id", "effect-task-queue/dist/internal/id.js", "effect-task-queue/src/index.ts"]) {
+const internals = [
+  "effect-task-queue/internal/id",
+  "effect-task-queue/dist/internal/id.js",
+  "effect-task-queue/src/index.ts"
+]
+for (const path of internals) {
   try { await import(path) } catch (error) { out.blocked.push(error.code) }
 }
 console.log(JSON.stringify(out))
