@@ -91,9 +91,16 @@ export const TaskList = Schema.Struct({
  * @category schemas
  */
 export const ListParams = Schema.Struct({
-  status: Schema.optional(TaskStatus),
-  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))),
-  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(64)))
+  status: Schema.optionalWith(
+    TaskStatus.annotations({
+      message: () => "status must be one of queued, running, succeeded, failed, cancelled"
+    }),
+    { exact: true }
+  ),
+  limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)), {
+    exact: true
+  }),
+  cursor: Schema.optionalWith(Schema.String.pipe(Schema.maxLength(64)), { exact: true })
 })
 
 const TaskPath = Schema.Struct({ id: Schema.String })
