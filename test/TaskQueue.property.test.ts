@@ -143,7 +143,11 @@ describe("TaskQueue properties", () => {
         FastCheck.boolean(),
         (maxWorkers, commands, shutdown) =>
           Effect.runPromise(
-            run(maxWorkers, commands, shutdown).pipe(Effect.provide(TestContext.TestContext))
+            run(maxWorkers, commands, shutdown).pipe(
+              // Thousands of tasks end here; their log lines would drown the test output.
+              Logger.withMinimumLogLevel(LogLevel.None),
+              Effect.provide(TestContext.TestContext)
+            )
           )
       ),
       { numRuns: 300 }
