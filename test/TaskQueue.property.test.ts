@@ -7,7 +7,18 @@
  * at zero, and no fiber left once the scope is closed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FastCheck, Fiber, Scope, Supervisor, TestClock, TestContext } from "effect"
+import {
+  Effect,
+  Exit,
+  FastCheck,
+  Fiber,
+  Logger,
+  LogLevel,
+  Scope,
+  Supervisor,
+  TestClock,
+  TestContext
+} from "effect"
 import { TaskQueue, TaskStore } from "effect-task-queue"
 
 const kinds = ["ok", "fail", "die", "throw", "hang", "self-interrupt", "uninterruptible"] as const
