@@ -5,9 +5,9 @@
  * @since 0.1.0
  */
 import type { Context, Exit, Schema, Scope } from "effect"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import * as Engine from "./internal/engine.js"
-import { isObject, isPositiveInteger, validate } from "./internal/options.js"
+import { isNonNegativeDuration, isObject, isPositiveInteger, validate } from "./internal/options.js"
 import type { TaskId, TaskStatus, TaskView } from "./Task.js"
 import type * as Task from "./Task.js"
 import type { InvalidOption, QueueShutdown, TaskFinished, TaskNotFound } from "./TaskError.js"
@@ -32,6 +32,11 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R> {
   readonly success?: Schema.Schema<A, any> | undefined
   /** Encodes typed errors in task views; without it an error shows its message. */
   readonly failure?: Schema.Schema<E, any> | undefined
+  /**
+   * When the queue shuts down, how long running tasks may go on to finish
+   * before they are interrupted. Default 10 seconds; 0 interrupts at once.
+   */
+  readonly shutdownGrace?: Duration.DurationInput | undefined
 }
 
 /**
@@ -105,8 +110,10 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
 
 /**
  * Builds a queue in the current scope. Closing the scope shuts it down:
- * enqueue fails with `QueueShutdown`, running handlers are interrupted, and
- * tasks that never started end `cancelled` with reason `"shutdown"`.
+ * enqueue fails with `QueueShutdown` and tasks that never started end
+ * `cancelled` with reason `"shutdown"` at once; running tasks may finish
+ * within `shutdownGrace` (10 seconds), then are interrupted and end
+ * `cancelled` the same way.
  *
  * @since 0.1.0
  * @category constructors
@@ -151,7 +158,19 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     )
     const schemas = { success: options.success, failure: options.failure }
 
-    return yield* Engine.make({ name, maxWorkers, handler, schemas })
+    const shutdownGrace = yield* validate(
+      "shutdownGrace",
+      options.shutdownGrace ?? "10 seconds",
+      "must be a non-negative duration",
+      isNonNegativeDuration
+    )
+    return yield* Engine.make({
+      name,
+      maxWorkers,
+      handler,
+      schemas,
+      shutdownGrace: Duration.toMillis(shutdownGrace)
+    })
   })
 
 /**

@@ -23,6 +23,8 @@ class Api extends HttpApi.make("test").add(JobsApi).prefix("/v0") {}
 const makeJobs = TaskQueue.make({
   name: "jobs",
   maxWorkers: 1,
+  // The test clock does not move while a test's scope closes: no grace period.
+  shutdownGrace: 0,
   handler: (job: Job) =>
     Effect.sleep(job.ms).pipe(
       Effect.andThen(job.n < 0 ? Effect.fail(`negative: ${job.n}`) : Effect.succeed(job.n * 2))

@@ -19,10 +19,14 @@ import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
 
 const memory = TaskStore.layerMemory()
 
-/** Builds a queue in the test's scope with the in-memory store. */
+/**
+ * Builds a queue in the test's scope with the in-memory store. Its shutdown
+ * grace is 0 unless a test says otherwise: the test clock does not move
+ * while a test's scope closes, so a grace period would never end there.
+ */
 const makeQueue = <Args extends ReadonlyArray<any>, A, E, R>(
   options: TaskQueue.Options<Args, A, E, R>
-) => TaskQueue.make(options).pipe(Effect.provide(memory))
+) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(memory))
 
 /**
  * Lets the queue's fibers run until `condition` holds. It yields to the
@@ -331,39 +335,81 @@ describe("TaskQueue", () => {
   )
 
   it.effect(
-    "shuts down with its scope: enqueue refused, running interrupted, queued cancelled",
+    "shuts down with its scope: enqueue refused, queued cancelled, running given 10 s",
     () =>
       Effect.gen(function* () {
         const supervisor = yield* Supervisor.track
         let interrupted = 0
-        const { queue, handles } = yield* Effect.gen(function* () {
-          const queue = yield* makeQueue({
-            name: "shutdown",
-            maxWorkers: 2,
-            handler: (n: number) =>
-              Effect.sleep("1 hour").pipe(
-                Effect.as(n),
-                Effect.onInterrupt(() => Effect.sync(() => (interrupted += 1)))
-              )
-          })
-          const handles = []
-          for (let n = 0; n < 5; n++) handles.push(yield* queue.enqueue(n))
-          yield* yieldUntil(runningIs(queue, 2))
-          expect(yield* queue.stats).toEqual({ queued: 3, running: 2 })
-          return { queue, handles }
-        }).pipe(Effect.scoped, Effect.supervised(supervisor))
+        const scope = yield* Scope.make()
+        const queue = yield* TaskQueue.make({
+          name: "shutdown",
+          maxWorkers: 3,
+          handler: (ms: number) =>
+            Effect.sleep(ms).pipe(
+              Effect.as(ms),
+              Effect.onInterrupt(() => Effect.sync(() => (interrupted += 1)))
+            )
+        }).pipe(Effect.provide(memory), Scope.extend(scope), Effect.supervised(supervisor))
+        // Two tasks end within the 10 s grace, one never would; two wait.
+        const handles: Array<TaskQueue.TaskHandle<number, never>> = []
+        for (const ms of [1_000, 9_999, 3_600_000, 10, 10]) handles.push(yield* queue.enqueue(ms))
+        yield* yieldUntil(runningIs(queue, 3))
 
-        expect(interrupted).toBe(2)
-        const error = yield* Effect.flip(queue.enqueue(9))
-        expect(error).toBeInstanceOf(TaskError.QueueShutdown)
-        for (const handle of handles) {
-          const task = yield* queue.get(handle.id)
-          expect(task.status).toBe("cancelled")
-          expect(task.reason).toBe("shutdown")
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        yield* yieldUntil(() =>
+          Effect.map(Effect.orDie(queue.get(handles[3]!.id)), (t) => t.status === "cancelled")
+        )
+        expect(yield* Effect.flip(queue.enqueue(1))).toBeInstanceOf(TaskError.QueueShutdown)
+        for (const waiting of handles.slice(3)) {
+          expect(yield* queue.get(waiting.id)).toMatchObject({
+            status: "cancelled",
+            reason: "shutdown"
+          })
         }
+        yield* TestClock.adjust("9999 millis")
+        expect((yield* queue.get(handles[0]!.id)).status).toBe("succeeded")
+        expect((yield* queue.get(handles[1]!.id)).status).toBe("succeeded")
+        expect((yield* queue.get(handles[2]!.id)).status).toBe("running")
+        expect(interrupted).toBe(0)
+        // The grace period ends at 10 s: what still runs is interrupted.
+        yield* TestClock.adjust("1 millis")
+        yield* Fiber.join(closing)
+        expect(interrupted).toBe(1)
+        expect(yield* queue.get(handles[2]!.id)).toMatchObject({
+          status: "cancelled",
+          reason: "shutdown"
+        })
         const fibers = yield* supervisor.value
-        expect(fibers.length).toBe(0)
+        expect(fibers.filter((fiber) => fiber.unsafePoll() === null)).toEqual([])
       })
+  )
+
+  it.effect("shuts down at once with a grace of 0: running tasks are interrupted", () =>
+    Effect.gen(function* () {
+      let interrupted = 0
+      const { queue, handles } = yield* Effect.gen(function* () {
+        const queue = yield* makeQueue({
+          name: "shutdown-now",
+          maxWorkers: 2,
+          handler: (n: number) =>
+            Effect.sleep("1 hour").pipe(
+              Effect.as(n),
+              Effect.onInterrupt(() => Effect.sync(() => (interrupted += 1)))
+            )
+        })
+        const handles = []
+        for (let n = 0; n < 5; n++) handles.push(yield* queue.enqueue(n))
+        yield* yieldUntil(runningIs(queue, 2))
+        return { queue, handles }
+      }).pipe(Effect.scoped)
+      expect(interrupted).toBe(2)
+      for (const handle of handles) {
+        expect(yield* queue.get(handle.id)).toMatchObject({
+          status: "cancelled",
+          reason: "shutdown"
+        })
+      }
+    })
   )
 
   it.effect("rejects bad options when the layer is built, naming option, value and rule", () =>

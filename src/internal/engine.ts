@@ -32,6 +32,8 @@ export interface Config<Args extends ReadonlyArray<any>, A, E, R> {
   readonly name: string
   readonly maxWorkers: number
   readonly handler: (...args: Args) => Effect.Effect<A, E, R>
+  /** Milliseconds running tasks get to finish when the queue shuts down. */
+  readonly shutdownGrace: number
   readonly schemas: {
     readonly success: Schema.Schema<A, any> | undefined
     readonly failure: Schema.Schema<E, any> | undefined
@@ -42,7 +44,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
   config: Config<Args, A, E, R>
 ): Effect.Effect<TaskQueue<Args, A, E>, never, Scope.Scope | TaskStore.TaskStore | R> =>
   Effect.gen(function* () {
-    const { name, maxWorkers, handler, schemas } = config
+    const { name, maxWorkers, handler, schemas, shutdownGrace } = config
     const store = yield* TaskStore.TaskStore
     const { unsafeInsert, unsafeUpdate } = store
     const clock = yield* Effect.clock
@@ -242,8 +244,23 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           Effect.annotateLogs({ queue: name, pending, running })
         )
         yield* Fiber.interrupt(drain)
+        const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), (waiting) =>
+          Effect.forEach(waiting, cancelForShutdown, { discard: true })
+        )
+        // Tasks that never started end now; running ones get the grace
+        // period to finish (a worker stops after its task once the queue is
+        // closing), then whatever still runs is interrupted.
+        yield* cancelWaiting
+        if (running > 0 && shutdownGrace > 0) {
+          // Finalizers run uninterruptibly: the wait must be interruptible for
+          // the timeout to end it.
+          yield* Effect.timeoutOption(
+            Effect.interruptible(FiberSet.awaitEmpty(workers)),
+            shutdownGrace
+          )
+        }
         yield* FiberSet.clear(workers)
-        yield* Effect.forEach(yield* Queue.takeAll(ready), cancelForShutdown, { discard: true })
+        yield* cancelWaiting
         yield* Queue.shutdown(ready)
       })
     )
