@@ -112,13 +112,28 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     /** Records the end of a task, then stores and logs it. */
+    /**
+     * Records how a task ended, then stores and logs it: the store's
+     * synchronous update when it has one, so the hot path adds no effect.
+     */
+    const end = (
+      entry: Entry,
+      exit: Exit.Exit<unknown, unknown>,
+      minimum: LogLevel.LogLevel
+    ): Effect.Effect<void> => {
+      settle(entry, exit)
+      const log = logEnd(entry, minimum)
+      if (unsafeUpdate === undefined) return Effect.zipRight(store.update(entry), log)
+      unsafeUpdate(entry)
+      return log
+    }
+
+    /** `end`, from a fiber other than a worker (cancel, shutdown, enqueue). */
     const finish = (entry: Entry, exit: Exit.Exit<unknown, unknown>) =>
       Effect.uninterruptible(
-        Effect.withFiberRuntime<void>((fiber) => {
-          settle(entry, exit)
-          const log = logEnd(entry, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
-          return Effect.zipRight(store.update(entry), log)
-        })
+        Effect.withFiberRuntime<void>((fiber) =>
+          end(entry, exit, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))
+        )
       )
 
     const cancelForShutdown = (entry: Entry) =>
@@ -157,18 +172,14 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           entry.reason !== undefined || interrupted || !open ? Effect.void : next
 
         const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
-          settle(entry, exit)
-          const log = logEnd(entry, minimumLogLevel)
+          const ended = end(entry, exit, minimumLogLevel)
           interrupted = fiber.isInterrupted()
           if (!interrupted) fiber.setFiberRefs(fiberRefs)
-          if (unsafeUpdate === undefined) {
-            return Effect.flatMap(Effect.zipRight(store.update(entry), log), () => goOn(entry))
-          }
-          unsafeUpdate(entry)
-          return log === Effect.void
+          // `open` may change while an effectful store writes: decide after it.
+          return ended === Effect.void
             ? goOn(entry)
             : Effect.zipRight(
-                log,
+                ended,
                 Effect.suspend(() => goOn(entry))
               )
         }
