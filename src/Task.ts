@@ -66,6 +66,13 @@ export interface TaskRecord {
   readonly finishedAt: number | undefined
   readonly exit: Exit.Exit<unknown, unknown> | undefined
   readonly reason: string | undefined
+  /** Higher runs first; 0 by default. */
+  readonly priority: number
+  /** When a delayed task, or one waiting for its retry, runs next (epoch ms). */
+  readonly runAt: number | undefined
+  /** Attempts the task may have in all. */
+  readonly maxAttempts: number
+  readonly idempotencyKey: string | undefined
 }
 
 /**
@@ -86,6 +93,12 @@ export interface Task<A, E> {
   readonly exit: Exit.Exit<A, E> | undefined
   /** Why a task was cancelled (`"cancelled"` or `"shutdown"`), when it was. */
   readonly reason: string | undefined
+  /** Higher runs first; 0 by default. */
+  readonly priority: number
+  /** When a delayed task, or one waiting for its retry, runs next. */
+  readonly runAt: Date | undefined
+  /** Attempts the task may have in all, the first included. */
+  readonly maxAttempts: number
 }
 
 /**
@@ -101,20 +114,24 @@ export const snapshot = <A, E>(record: TaskRecord): Task<A, E> => ({
   startedAt: record.startedAt === undefined ? undefined : new Date(record.startedAt),
   finishedAt: record.finishedAt === undefined ? undefined : new Date(record.finishedAt),
   exit: record.exit as Exit.Exit<A, E> | undefined,
-  reason: record.reason
+  reason: record.reason,
+  priority: record.priority,
+  runAt: record.runAt === undefined ? undefined : new Date(record.runAt),
+  maxAttempts: record.maxAttempts
 })
 
 /**
  * How a failed or cancelled task's error reads in a view: `failure` is the
- * handler's typed error, `defect` an unexpected error or a throw, and
- * `interrupted` a cancel, a shutdown or an interruption. `value` is the typed
- * error encoded with the queue's failure Schema, when it has one.
+ * handler's typed error, `timeout` an attempt that ran out of time, `defect`
+ * an unexpected error or a throw, and `interrupted` a cancel, a shutdown or
+ * an interruption. `value` is the typed error encoded with the queue's
+ * failure Schema, when it has one.
  *
  * @since 0.1.0
  * @category views
  */
 export const TaskErrorView = Schema.Struct({
-  kind: Schema.Literal("failure", "defect", "interrupted"),
+  kind: Schema.Literal("failure", "timeout", "defect", "interrupted"),
   message: Schema.String,
   value: Schema.optional(Schema.Unknown),
   /** Why a cancelled task was cancelled: `"cancelled"` (on request) or `"shutdown"`. */
@@ -139,8 +156,12 @@ export const TaskView = Schema.Struct({
   queue: Schema.String,
   status: TaskStatus,
   attempt: Schema.Number,
+  maxAttempts: Schema.Number,
+  priority: Schema.Number,
   createdAt: Schema.String,
   startedAt: Schema.NullOr(Schema.String),
+  /** When a delayed task, or one waiting for its retry, runs next. */
+  runAt: Schema.NullOr(Schema.String),
   finishedAt: Schema.NullOr(Schema.String),
   result: Schema.optional(Schema.Unknown),
   error: Schema.optional(TaskErrorView)
@@ -207,12 +228,20 @@ const encodeWith = (schema: Schema.Schema<any, any> | undefined, value: unknown)
   })
 }
 
+const isTimeout = (error: unknown): error is { readonly message: string } =>
+  Predicate.isTagged(error, "TaskTimeout") &&
+  Predicate.hasProperty(error, "message") &&
+  typeof error.message === "string"
+
 const errorView = (
   cause: Cause.Cause<unknown>,
   reason: string | undefined,
   schemas: ViewSchemas<any, any>
 ): TaskErrorView => {
   const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure) && isTimeout(failure.value)) {
+    return { kind: "timeout", message: failure.value.message }
+  }
   if (Option.isSome(failure)) {
     return {
       kind: "failure",
@@ -250,8 +279,11 @@ export const toView = <A, E>(task: Task<A, E>, schemas: ViewSchemas<A, E> = {}):
     queue: task.queue,
     status: task.status,
     attempt: task.attempt,
+    maxAttempts: task.maxAttempts,
+    priority: task.priority,
     createdAt: task.createdAt.toISOString(),
     startedAt: isoOrNull(task.startedAt),
+    runAt: isoOrNull(task.runAt),
     finishedAt: isoOrNull(task.finishedAt)
   }
   const exit = task.exit

@@ -58,12 +58,25 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
 ) {}
 
 /**
- * The answer to an enqueue: `202 { id, status: "queued" }`.
+ * The `Idempotency-Key` header is empty, too long, or not visible ASCII.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidIdempotencyKey extends Schema.TaggedError<InvalidIdempotencyKey>()(
+  "InvalidIdempotencyKey",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/**
+ * The answer to an enqueue: `202 { id, status: "queued" }`. An enqueue that
+ * repeats an `Idempotency-Key` gets the first task's id and its status now.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Enqueued = Schema.Struct({ id: Schema.String, status: Schema.Literal("queued") })
+export const Enqueued = Schema.Struct({ id: Schema.String, status: TaskStatus })
 
 /**
  * The answer to a cancel: `202 { id, status }` with the task's new status.
@@ -133,6 +146,8 @@ const makeGroup = <const Name extends string, P extends Schema.Schema.AnyNoConte
         .addError(InvalidJson)
         .addError(PayloadTooLarge)
         .addError(UnsupportedMediaType)
+        .addError(InvalidIdempotencyKey)
+        .addError(TaskError.QueueFull, { status: 429 })
         .addError(TaskError.QueueShutdown, { status: 503 })
     )
     .add(
@@ -168,8 +183,10 @@ export type TaskApi<Name extends string, P extends Schema.Schema.AnyNoContext> =
  *
  * - `POST /<name>`: enqueue; `202 { id, status: "queued" }` and a `Location`
  *   header, `400` for malformed JSON or a body the Schema refuses, `413` for a
- *   body over the limit, `415` for a body that is not JSON, `503` while the
- *   queue shuts down;
+ *   body over the limit, `415` for a body that is not JSON, `429` when the
+ *   queue is full and refuses, `503` while the queue shuts down (both with
+ *   `Retry-After`). An `Idempotency-Key` header makes a repeat give back the
+ *   first task;
  * - `GET /tasks/:id`: the task's view, or `404`;
  * - `GET /tasks?status=&limit=&cursor=`: `{ items, next }`, oldest first;
  * - `POST /tasks/:id/cancel`: `202 { id, status }`, `404`, or `409` when the
@@ -198,7 +215,7 @@ export const make: <const Name extends string, P extends Schema.Schema.AnyNoCont
 export interface LayerOptions {
   /** The largest enqueue body accepted, in bytes. Default 1 MiB. */
   readonly maxBodyBytes?: number | undefined
-  /** The `Retry-After` of a `503` while the queue shuts down, in seconds. Default 5. */
+  /** The `Retry-After` of a `503` (shutting down) or `429` (full), in seconds. Default 5. */
   readonly retryAfterSeconds?: number | undefined
 }
 
@@ -248,6 +265,8 @@ const readText = (request: HttpServerRequest.HttpServerRequest, limit: number) =
   })
 }
 
+type ReadError = InvalidJson | PayloadTooLarge | UnsupportedMediaType
+
 /** Reads a JSON body of at most `limit` bytes. */
 const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.gen(function* () {
@@ -281,6 +300,22 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, limit: number) =
     }
     return json
   }).pipe(Effect.catchTag("RequestError", Effect.die))
+
+const MAX_KEY_LENGTH = 255
+
+/** The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters. */
+const idempotencyKey = (request: HttpServerRequest.HttpServerRequest) => {
+  const key = request.headers["idempotency-key"]
+  if (key === undefined) return Effect.succeed(undefined)
+  if (key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
+    return Effect.fail(
+      new InvalidIdempotencyKey({
+        message: `The Idempotency-Key header must be 1 to ${MAX_KEY_LENGTH} visible ASCII characters`
+      })
+    )
+  }
+  return Effect.succeed(key)
+}
 
 const withHeader = (name: string, value: string) =>
   HttpApp.appendPreResponseHandler((_request, response) =>
@@ -352,21 +387,33 @@ export const layer = <
       const find = (id: string) => queue.get(id)
       return handlers
         .handleRaw("enqueue", ({ request }) =>
-          readJson(request, maxBodyBytes).pipe(
-            Effect.flatMap(decode),
-            Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError),
-            Effect.flatMap((payload) => queue.enqueue(payload as Schema.Schema.Type<P>)),
+          Effect.gen(function* () {
+            const key = yield* idempotencyKey(request)
+            const payload = yield* readJson(request, maxBodyBytes).pipe(
+              Effect.flatMap(decode),
+              Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError)
+            ) as Effect.Effect<Schema.Schema.Type<P>, HttpApiError.HttpApiDecodeError | ReadError>
+            const task =
+              key === undefined
+                ? yield* queue.enqueue(payload)
+                : yield* queue
+                    .enqueueWith({ idempotencyKey: key }, payload)
+                    .pipe(Effect.catchTag("InvalidOption", Effect.die))
+            if (getPath !== undefined) {
+              yield* withHeader("location", getPath.replace(":id", encodeURIComponent(task.id)))
+            }
+            // A repeated key gives back a task that may have moved on.
+            const status =
+              key === undefined
+                ? ("queued" as const)
+                : yield* Effect.map(Effect.orDie(find(task.id)), (t) => t.status)
+            return { id: task.id, status }
+          }).pipe(
             Effect.tapError((error) =>
-              error._tag === "QueueShutdown"
+              error._tag === "QueueShutdown" || error._tag === "QueueFull"
                 ? withHeader("retry-after", String(retryAfter))
                 : Effect.void
-            ),
-            Effect.tap((task) =>
-              getPath === undefined
-                ? Effect.void
-                : withHeader("location", getPath.replace(":id", encodeURIComponent(task.id)))
-            ),
-            Effect.map((task) => ({ id: task.id, status: "queued" as const }))
+            )
           )
         )
         .handle("get", ({ path }) => Effect.map(find(path.id), queue.toView))

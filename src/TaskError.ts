@@ -59,6 +59,44 @@ export class QueueShutdown extends Schema.TaggedError<QueueShutdown>()("QueueShu
 }
 
 /**
+ * The queue holds as many queued tasks as its `capacity` allows and its
+ * `whenFull` strategy is `"refuse"`: the task was not enqueued.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
+  queue: Schema.String,
+  capacity: Schema.Number,
+  message: Schema.String
+}) {
+  static of(queue: string, capacity: number): QueueFull {
+    return new QueueFull({
+      queue,
+      capacity,
+      message: `Queue ${queue} is full: ${capacity} tasks are queued`
+    })
+  }
+}
+
+/**
+ * A task's attempt ran longer than its timeout: its handler was interrupted
+ * and had stopped before this error was recorded. It is the attempt's typed
+ * failure, and is retried like one.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class TaskTimeout extends Schema.TaggedError<TaskTimeout>()("TaskTimeout", {
+  timeoutMs: Schema.Number,
+  message: Schema.String
+}) {
+  static of(timeoutMs: number): TaskTimeout {
+    return new TaskTimeout({ timeoutMs, message: `The task timed out after ${timeoutMs} ms` })
+  }
+}
+
+/**
  * An option given to a queue or a store breaks its rule; raised when the
  * layer is built, before anything runs.
  *

@@ -4,14 +4,87 @@
  *
  * @since 0.1.0
  */
-import type { Context, Exit, Schema, Scope } from "effect"
-import { Duration, Effect, Layer } from "effect"
+import type { Context, DateTime, Exit, Schema, Scope } from "effect"
+import { Duration, Effect, Either, Layer, Schedule } from "effect"
 import * as Engine from "./internal/engine.js"
-import { isNonNegativeDuration, isObject, isPositiveInteger, validate } from "./internal/options.js"
+import { metrics as queueMetrics } from "./internal/observe.js"
+import {
+  isNonNegativeDuration,
+  isObject,
+  isPositiveInteger,
+  resolveRetry,
+  timeoutMillis,
+  validate
+} from "./internal/options.js"
 import type { TaskId, TaskStatus, TaskView } from "./Task.js"
 import type * as Task from "./Task.js"
-import type { InvalidOption, QueueShutdown, TaskFinished, TaskNotFound } from "./TaskError.js"
+import type {
+  InvalidOption,
+  QueueFull,
+  QueueShutdown,
+  TaskFinished,
+  TaskNotFound,
+  TaskTimeout
+} from "./TaskError.js"
 import * as TaskStore from "./TaskStore.js"
+
+/**
+ * How failed attempts are retried.
+ *
+ * @since 0.2.0
+ * @category options
+ */
+export interface RetryOptions<E> {
+  /** Attempts in all, the first included: a positive integer. 1 never retries. */
+  readonly maxAttempts?: number | undefined
+  /**
+   * The delay before each retry, from an Effect `Schedule` stepped once per
+   * failed attempt with the attempt's error (a typed error, a `TaskTimeout`
+   * or a defect's value). When the schedule ends, so do the retries.
+   */
+  readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Typed errors for which another attempt would not help: the task fails at once. */
+  readonly isPermanent?: ((error: E) => boolean) | undefined
+}
+
+/**
+ * The default retry schedule: exponential from 1 second (1 s, 2 s, 4 s, ...)
+ * with each delay capped at 60 seconds, then jittered to between 0.8 and 1.2
+ * times itself.
+ *
+ * @since 0.2.0
+ * @category options
+ */
+export const defaultRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential(
+  "1 second"
+).pipe(
+  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(60))),
+  Schedule.jittered
+)
+
+/**
+ * Options of one enqueue, for `enqueueWith`.
+ *
+ * @since 0.2.0
+ * @category options
+ */
+export interface EnqueueOptions<E> {
+  /** Higher runs first, FIFO within a priority: an integer, default 0. */
+  readonly priority?: number | undefined
+  /** Runs the task no sooner than this long from now. */
+  readonly delay?: Duration.DurationInput | undefined
+  /** Runs the task no sooner than this instant (UTC); not with `delay`. */
+  readonly runAt?: Date | DateTime.DateTime | number | undefined
+  /** This task's attempt timeout, in place of the queue's; `Duration.infinity` for none. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** This task's retry policy, over the queue's. */
+  readonly retry?: RetryOptions<E> | undefined
+  /**
+   * Enqueuing twice with the same key gives back the first task, never a
+   * second one, for as long as the store keeps that task.
+   */
+  readonly idempotencyKey?: string | undefined
+}
 
 /**
  * @since 0.1.0
@@ -37,6 +110,20 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R> {
    * before they are interrupted. Default 10 seconds; 0 interrupts at once.
    */
   readonly shutdownGrace?: Duration.DurationInput | undefined
+  /** How failed attempts are retried. Default: 3 attempts, {@link defaultRetrySchedule}. */
+  readonly retry?: RetryOptions<E> | undefined
+  /**
+   * How long one attempt may run before it is interrupted and fails with
+   * `TaskTimeout`; the clock starts when the attempt starts. Default: no limit.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Queued tasks at most (delayed and retry-waiting ones count). Default: no bound. */
+  readonly capacity?: number | undefined
+  /**
+   * What enqueue does when `capacity` tasks are queued: `"wait"` (the
+   * default) suspends until there is room; `"refuse"` fails with `QueueFull`.
+   */
+  readonly whenFull?: "wait" | "refuse" | undefined
 }
 
 /**
@@ -69,10 +156,14 @@ export interface Page<A, E> {
  * @category models
  */
 export interface Stats {
-  /** Tasks waiting for a worker. */
+  /** Tasks waiting: ready, delayed, or waiting for a retry. */
   readonly queued: number
   /** Tasks whose handler is running. */
   readonly running: number
+  /** Of the queued tasks, those not due yet (delayed or waiting for a retry). */
+  readonly delayed: number
+  readonly paused: boolean
+  readonly maxWorkers: number
 }
 
 /**
@@ -83,30 +174,71 @@ export interface Stats {
  */
 export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
   readonly name: string
+  /** How many handlers may run at once; see {@link TaskQueue.resize}. */
   readonly maxWorkers: number
-  /** Stores the task and returns at once; it never waits for a worker. */
-  readonly enqueue: (...args: Args) => Effect.Effect<TaskHandle<A, E>, QueueShutdown>
-  readonly get: (id: string) => Effect.Effect<Task.Task<A, E>, TaskNotFound>
+  /**
+   * Stores the task and returns at once; it never waits for a worker. With a
+   * `capacity`, it waits for room or fails with `QueueFull`.
+   */
+  readonly enqueue: (
+    ...args: Args
+  ) => Effect.Effect<TaskHandle<A, E | TaskTimeout>, QueueShutdown | QueueFull>
+  /** `enqueue` with options: priority, delay, timeout, retries, idempotency key. */
+  readonly enqueueWith: (
+    options: EnqueueOptions<E>,
+    ...args: Args
+  ) => Effect.Effect<TaskHandle<A, E | TaskTimeout>, QueueShutdown | QueueFull | InvalidOption>
+  readonly get: (id: string) => Effect.Effect<Task.Task<A, E | TaskTimeout>, TaskNotFound>
   /** Tasks of this queue, oldest first, optionally of one status. */
   readonly list: (query?: {
     readonly status?: TaskStatus | undefined
     readonly limit?: number | undefined
     readonly cursor?: string | undefined
-  }) => Effect.Effect<Page<A, E>>
+  }) => Effect.Effect<Page<A, E | TaskTimeout>>
   /** Waits until the task ends and gives back how it ended. */
-  readonly await: (id: string) => Effect.Effect<Exit.Exit<A, E>, TaskNotFound>
+  readonly await: (id: string) => Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>
   /**
    * Cancels a task. A queued task never starts; a running one is interrupted
    * and its worker slot is free when this returns. Fails with `TaskFinished`,
    * changing nothing, when the task had already ended.
    */
   readonly cancel: (id: string) => Effect.Effect<TaskStatus, TaskNotFound | TaskFinished>
-  /** Resolves once no task is queued or running (at once if none is). */
+  /** Starts no more tasks until `resume`; running ones go on, enqueue still works. */
+  readonly pause: Effect.Effect<void>
+  readonly resume: Effect.Effect<void>
+  /**
+   * Changes `maxWorkers`. More workers start at once; with fewer, running
+   * tasks finish and their workers stop until the count fits.
+   */
+  readonly resize: (maxWorkers: number) => Effect.Effect<void, InvalidOption>
+  /**
+   * Resolves once no task is queued or running (at once if none is). Delayed
+   * tasks and tasks waiting for a retry count as queued.
+   */
   readonly awaitIdle: Effect.Effect<void>
   readonly stats: Effect.Effect<Stats>
   /** The JSON view of a task, with the queue's result and error schemas. */
-  readonly toView: (task: Task.Task<A, E>) => TaskView
+  readonly toView: (task: Task.Task<A, E | TaskTimeout>) => TaskView
 }
+
+/**
+ * The queue's metrics, each tagged with `queue` (its name): counters
+ * `enqueued`, `started` (attempts), `succeeded`, `failed`, `retried`,
+ * `cancelled`; gauges `queued` and `running`; histograms `waitTime` (ready to
+ * started) and `runTime` (per attempt), in milliseconds.
+ *
+ * @since 0.2.0
+ * @category observability
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { TaskQueue } from "effect-task-queue"
+ *
+ * const succeeded = Metric.value(Metric.tagged(TaskQueue.metrics.succeeded, "queue", "emails"))
+ * const program = Effect.map(succeeded, (state) => state.count)
+ * ```
+ */
+export const metrics = queueMetrics
 
 /**
  * Builds a queue in the current scope. Closing the scope shuts it down:
@@ -164,12 +296,49 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       "must be a non-negative duration",
       isNonNegativeDuration
     )
+    const timeout = yield* validate(
+      "timeout",
+      options.timeout ?? Duration.infinity,
+      "must be a positive duration",
+      (input) => isNonNegativeDuration(input) && Duration.toMillis(input) > 0
+    )
+    const settings = yield* Either.match(
+      resolveRetry(
+        options.retry ?? {},
+        {
+          maxAttempts: 3,
+          schedule: defaultRetrySchedule,
+          isPermanent: undefined,
+          timeout: timeoutMillis(timeout)
+        },
+        "retry"
+      ),
+      { onLeft: Effect.fail, onRight: Effect.succeed }
+    )
+    const capacity =
+      options.capacity === undefined
+        ? undefined
+        : yield* validate(
+            "capacity",
+            options.capacity,
+            "must be a positive integer",
+            isPositiveInteger
+          )
+    const whenFull = yield* validate(
+      "whenFull",
+      options.whenFull ?? "wait",
+      'must be "wait" or "refuse"',
+      (s) => s === "wait" || s === "refuse"
+    )
     return yield* Engine.make({
       name,
       maxWorkers,
       handler,
       schemas,
-      shutdownGrace: Duration.toMillis(shutdownGrace)
+      shutdownGrace: Duration.toMillis(shutdownGrace),
+      settings,
+      capacity,
+      whenFull
     })
   })
 

@@ -45,9 +45,16 @@ export interface ListQuery {
 export class TaskStore extends Context.Tag("effect-task-queue/TaskStore")<
   TaskStore,
   {
-    /** Keeps a new task; done before `enqueue` returns. */
-    readonly insert: (record: TaskRecord) => Effect.Effect<void>
-    /** Keeps a task's end: called once, when the record reaches a terminal status. */
+    /**
+     * Keeps a new task; done before `enqueue` returns. When the record has an
+     * idempotency key that a kept task of the same queue already has, it keeps
+     * nothing and returns that task.
+     */
+    readonly insert: (record: TaskRecord) => Effect.Effect<TaskRecord | undefined>
+    /**
+     * Keeps a change of a task: called when an attempt failed and the task
+     * waits for its retry, and once when it reaches a terminal status.
+     */
     readonly update: (record: TaskRecord) => Effect.Effect<void>
     readonly get: (id: string) => Effect.Effect<TaskRecord | undefined>
     readonly list: (query: ListQuery) => Effect.Effect<TaskPage>
@@ -56,7 +63,7 @@ export class TaskStore extends Context.Tag("effect-task-queue/TaskStore")<
      * process. The queue calls them on its hot path in place of the effects,
      * which saves an effect per task.
      */
-    readonly unsafeInsert?: ((record: TaskRecord) => void) | undefined
+    readonly unsafeInsert?: ((record: TaskRecord) => TaskRecord | undefined) | undefined
     readonly unsafeUpdate?: ((record: TaskRecord) => void) | undefined
   }
 >() {}
@@ -106,6 +113,9 @@ export const makeMemory = (
     const clock = yield* Effect.clock
 
     const records = new IdIndex<TaskRecord>()
+    // Tasks by queue and idempotency key, for those enqueued with one.
+    const keys = new Map<string, TaskRecord>()
+    const keyOf = (record: TaskRecord) => `${record.queue}\u0000${record.idempotencyKey}`
     // Finished records in the order they finished: a queue read from `head`.
     let finished: Array<TaskRecord> = []
     let head = 0
@@ -117,6 +127,7 @@ export const makeMemory = (
         const record = finished[head]!
         if (finished.length - head <= maxFinished && record.finishedAt! > oldest) break
         records.remove(record.id)
+        if (record.idempotencyKey !== undefined) keys.delete(keyOf(record))
         finished[head++] = undefined as never
       }
       if (head > 1024 && head * 2 > finished.length) {
@@ -125,8 +136,15 @@ export const makeMemory = (
       }
     }
 
-    const unsafeInsert = (record: TaskRecord) => {
+    const unsafeInsert = (record: TaskRecord): TaskRecord | undefined => {
+      if (record.idempotencyKey !== undefined) {
+        const key = keyOf(record)
+        const existing = keys.get(key)
+        if (existing !== undefined) return existing
+        keys.set(key, record)
+      }
       records.add(record)
+      return undefined
     }
     const unsafeUpdate = (record: TaskRecord) => {
       if (!isTerminal(record.status)) return

@@ -15,7 +15,10 @@ const task = (
   startedAt: new Date(1),
   finishedAt: exit === undefined ? undefined : new Date(2),
   exit,
-  reason
+  reason,
+  priority: 0,
+  runAt: undefined,
+  maxAttempts: 3
 })
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", {

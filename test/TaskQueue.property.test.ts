@@ -19,6 +19,7 @@ import {
   TestClock,
   TestContext
 } from "effect"
+import type { TaskError } from "effect-task-queue"
 import { TaskQueue, TaskStore } from "effect-task-queue"
 
 const kinds = ["ok", "fail", "die", "throw", "hang", "self-interrupt", "uninterruptible"] as const
@@ -104,7 +105,7 @@ const run = (maxWorkers: number, commands: ReadonlyArray<Command>, shutdown: boo
       Scope.extend(scope),
       Effect.supervised(supervisor)
     )
-    const handles: Array<TaskQueue.TaskHandle<number, string>> = []
+    const handles: Array<TaskQueue.TaskHandle<number, string | TaskError.TaskTimeout>> = []
     const cancels: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
     for (const c of commands) {
       if (c._tag === "enqueue") handles.push(yield* queue.enqueue(handles.length, c.kind, c.ms))

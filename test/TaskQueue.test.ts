@@ -351,7 +351,7 @@ describe("TaskQueue", () => {
             )
         }).pipe(Effect.provide(memory), Scope.extend(scope), Effect.supervised(supervisor))
         // Two tasks end within the 10 s grace, one never would; two wait.
-        const handles: Array<TaskQueue.TaskHandle<number, never>> = []
+        const handles: Array<TaskQueue.TaskHandle<number, TaskError.TaskTimeout>> = []
         for (const ms of [1_000, 9_999, 3_600_000, 10, 10]) handles.push(yield* queue.enqueue(ms))
         yield* yieldUntil(runningIs(queue, 3))
 

@@ -16,7 +16,11 @@ const record = (queue = "q"): Types.Mutable<Task.TaskRecord> => ({
   startedAt: undefined,
   finishedAt: undefined,
   exit: undefined,
-  reason: undefined
+  reason: undefined,
+  priority: 0,
+  runAt: undefined,
+  maxAttempts: 1,
+  idempotencyKey: undefined
 })
 
 const finish = (

@@ -18,16 +18,25 @@ describe("types", () => {
     type Queue = Context.Tag.Service<Mailer>
     expectTypeOf<Parameters<Queue["enqueue"]>>().toEqualTypeOf<[to: string, subject: string]>()
     expectTypeOf<ReturnType<Queue["enqueue"]>>().toEqualTypeOf<
-      Effect.Effect<TaskQueue.TaskHandle<number, "bounced">, TaskError.QueueShutdown>
+      Effect.Effect<
+        TaskQueue.TaskHandle<number, "bounced" | TaskError.TaskTimeout>,
+        TaskError.QueueShutdown | TaskError.QueueFull
+      >
+    >()
+    expectTypeOf<ReturnType<Queue["enqueueWith"]>>().toEqualTypeOf<
+      Effect.Effect<
+        TaskQueue.TaskHandle<number, "bounced" | TaskError.TaskTimeout>,
+        TaskError.QueueShutdown | TaskError.QueueFull | TaskError.InvalidOption
+      >
     >()
     expectTypeOf<ReturnType<Queue["get"]>>().toEqualTypeOf<
       Effect.Effect<
-        import("effect-task-queue").Task.Task<number, "bounced">,
+        import("effect-task-queue").Task.Task<number, "bounced" | TaskError.TaskTimeout>,
         TaskError.TaskNotFound
       >
     >()
     expectTypeOf<ReturnType<Queue["await"]>>().toEqualTypeOf<
-      Effect.Effect<Exit.Exit<number, "bounced">, TaskError.TaskNotFound>
+      Effect.Effect<Exit.Exit<number, "bounced" | TaskError.TaskTimeout>, TaskError.TaskNotFound>
     >()
     expectTypeOf<ReturnType<Queue["cancel"]>>().toEqualTypeOf<
       Effect.Effect<

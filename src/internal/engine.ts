@@ -5,27 +5,43 @@
 import type { Schema } from "effect"
 import {
   Cause,
+  Clock,
+  Context,
+  DefaultServices,
   Deferred,
   Effect,
+  Either,
   Exit,
   Fiber,
   FiberId,
   FiberRef,
   FiberSet,
+  HashMap,
   LogLevel,
+  Option,
   Queue,
-  Scope
+  Scope,
+  ScheduleDecision,
+  ScheduleIntervals,
+  Tracer
 } from "effect"
 import type { TaskRecord, TaskStatus } from "../Task.js"
 import * as Task from "../Task.js"
-import { QueueShutdown, TaskFinished, TaskNotFound } from "../TaskError.js"
-import type { TaskHandle, TaskQueue } from "../TaskQueue.js"
+import type { InvalidOption } from "../TaskError.js"
+import { QueueFull, QueueShutdown, TaskFinished, TaskNotFound, TaskTimeout } from "../TaskError.js"
+import type { EnqueueOptions, TaskHandle, TaskQueue } from "../TaskQueue.js"
 import * as TaskStore from "../TaskStore.js"
-import type { Owner, WorkerFiber } from "./entry.js"
+import { Capacity } from "./capacity.js"
+import type { Owner, Settings, WorkerFiber } from "./entry.js"
 import { awaitEntry, Entry, invoke, Spread, TaskScope } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
+import { metrics, QueueMetrics } from "./observe.js"
+import type { Placement } from "./options.js"
+import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
+import { DelayHeap, ReadyLanes } from "./ready.js"
 
 const nextId = makeIdGenerator()
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** Options as `TaskQueue.make` has checked them. */
 export interface Config<Args extends ReadonlyArray<any>, A, E, R> {
@@ -34,46 +50,89 @@ export interface Config<Args extends ReadonlyArray<any>, A, E, R> {
   readonly handler: (...args: Args) => Effect.Effect<A, E, R>
   /** Milliseconds running tasks get to finish when the queue shuts down. */
   readonly shutdownGrace: number
+  readonly settings: Settings
+  /** Queued tasks at most, or `undefined` for no bound. */
+  readonly capacity: number | undefined
+  readonly whenFull: "wait" | "refuse"
   readonly schemas: {
     readonly success: Schema.Schema<A, any> | undefined
     readonly failure: Schema.Schema<E, any> | undefined
   }
 }
 
+/** What the ready queue carries: one token per ready task; the lanes say which runs. */
+const TOKEN = true
+
 export const make = <Args extends ReadonlyArray<any>, A, E, R>(
   config: Config<Args, A, E, R>
 ): Effect.Effect<TaskQueue<Args, A, E>, never, Scope.Scope | TaskStore.TaskStore | R> =>
   Effect.gen(function* () {
-    const { name, maxWorkers, handler, schemas, shutdownGrace } = config
+    const { name, handler, schemas, shutdownGrace, settings } = config
     const store = yield* TaskStore.TaskStore
     const { unsafeInsert, unsafeUpdate } = store
     const clock = yield* Effect.clock
-    const ready = yield* Queue.unbounded<Entry>()
-    const permits = yield* Effect.makeSemaphore(maxWorkers)
+    const ready = yield* Queue.unbounded<typeof TOKEN>()
+    const lanes = new ReadyLanes<Entry>()
+    const delayed = new DelayHeap<Entry>()
+    const wake = yield* Queue.sliding<void>(1)
+    const permits = yield* Effect.makeSemaphore(config.maxWorkers)
+    const gate = yield* Effect.makeLatch(true)
     const workers = yield* FiberSet.make<void>()
+    const meter = new QueueMetrics(name)
+    const spanName = `TaskQueue/${name}/attempt`
 
     let open = true
+    let paused = false
+    let maxWorkers = config.maxWorkers
+    let live = 0
     let pending = 0
     let running = 0
     let idle: Deferred.Deferred<void> | undefined
+    const capacity =
+      config.capacity === undefined ? undefined : new Capacity(config.capacity, () => queued())
+
+    const queued = () => pending - running
+    const gauges = () => meter.gauges(pending - running, running)
+
+    /** Puts a queued task where it waits: the lanes when due, else the delay heap. */
+    const place = (entry: Entry): void => {
+      const runAt = entry.progress?.runAt
+      if (runAt !== undefined && runAt > clock.unsafeCurrentTimeMillis()) {
+        delayed.push(entry)
+        if (delayed.peek() === entry) Queue.unsafeOffer(wake, undefined)
+        return
+      }
+      lanes.push(entry, entry.priority)
+      Queue.unsafeOffer(ready, TOKEN)
+    }
 
     /** Moves a queued task to running on this worker; false if it is no longer queued. */
     const begin = (entry: Entry, worker: Fiber.RuntimeFiber<void>): boolean => {
       if (entry.status !== "queued") return false
       const progress = entry.p
+      const now = clock.unsafeCurrentTimeMillis()
+      meter.time(metrics.waitTime, now - (progress.runAt ?? entry.createdAt))
       entry.status = "running"
       progress.attempt += 1
-      progress.startedAt = clock.unsafeCurrentTimeMillis()
+      progress.startedAt = now
+      progress.runAt = undefined
       progress.fiber = worker
       running += 1
+      meter.count(metrics.started)
+      gauges()
+      capacity?.roomMade()
       return true
     }
 
     /** Records how a task ended, once; later calls change nothing. */
     const settle = (entry: Entry, exit: Exit.Exit<unknown, unknown>): void => {
       if (Task.isTerminal(entry.status)) return
-      if (entry.status === "running") running -= 1
+      const wasRunning = entry.status === "running"
       const progress = entry.p
+      if (wasRunning) {
+        running -= 1
+        meter.time(metrics.runTime, clock.unsafeCurrentTimeMillis() - progress.startedAt!)
+      }
       if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && !open) {
         progress.reason ??= "shutdown"
       }
@@ -82,17 +141,29 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
           ? "cancelled"
           : "failed"
+      meter.count(metrics[entry.status])
       progress.exit = exit
       progress.finishedAt = clock.unsafeCurrentTimeMillis()
       progress.fiber = undefined
+      progress.runAt = undefined
+      progress.scheduleState = undefined
+      delayed.remove(entry)
       entry.input = undefined
       pending -= 1
+      gauges()
+      if (!wasRunning) capacity?.roomMade()
       if (progress.outcome !== undefined) Deferred.unsafeDone(progress.outcome, Exit.succeed(exit))
       if (pending === 0 && idle !== undefined) {
         Deferred.unsafeDone(idle, Exit.void)
         idle = undefined
       }
     }
+
+    const annotations = (entry: Entry) => ({
+      taskId: entry.id,
+      queue: name,
+      attempt: entry.attempt
+    })
 
     /** The one line logged per finished task: at Info, or at Warning with the Cause when it failed. */
     const logEnd = (entry: Entry, minimum: LogLevel.LogLevel): Effect.Effect<void> => {
@@ -103,15 +174,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         ? Effect.logWarning("task failed", exit.cause)
         : Effect.logInfo(`task ${entry.status}`)
       return Effect.annotateLogs(log, {
-        taskId: entry.id,
-        queue: name,
-        attempt: entry.attempt,
+        ...annotations(entry),
         status: entry.status,
         durationMs: entry.finishedAt! - (entry.startedAt ?? entry.createdAt)
       })
     }
 
-    /** Records the end of a task, then stores and logs it. */
     /**
      * Records how a task ended, then stores and logs it: the store's
      * synchronous update when it has one, so the hot path adds no effect.
@@ -144,16 +212,80 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       })
 
     /**
+     * The error a failed attempt is retried for, if it is: a typed error the
+     * queue does not call permanent, a timeout, or a defect; never an
+     * interruption, a cancel, or the last attempt.
+     */
+    const retryInput = (entry: Entry, cause: Cause.Cause<unknown>): Option.Option<unknown> => {
+      const progress = entry.p
+      const { maxAttempts, isPermanent } = progress.settings ?? settings
+      if (progress.attempt >= maxAttempts || progress.reason !== undefined) return Option.none()
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure)) {
+        const permanent =
+          isPermanent !== undefined &&
+          !(failure.value instanceof TaskTimeout) &&
+          isPermanent(failure.value)
+        return permanent ? Option.none() : failure
+      }
+      return Cause.dieOption(cause)
+    }
+
+    /** Puts a task whose attempt failed back in the queue, to run at `runAt`. */
+    const requeue = (entry: Entry, runAt: number, cause: Cause.Cause<unknown>) => {
+      const progress = entry.p
+      running -= 1
+      meter.time(metrics.runTime, clock.unsafeCurrentTimeMillis() - progress.startedAt!)
+      meter.count(metrics.retried)
+      entry.status = "queued"
+      progress.fiber = undefined
+      progress.runAt = runAt
+      gauges()
+      place(entry)
+      const log = Effect.logInfo("task attempt failed; it will be retried", cause).pipe(
+        Effect.annotateLogs({
+          ...annotations(entry),
+          runAt: new Date(runAt).toISOString()
+        })
+      )
+      return unsafeUpdate === undefined ? Effect.zipRight(store.update(entry), log) : log
+    }
+
+    /**
+     * Ends a task's attempt: a retry when the policy allows one and its
+     * schedule goes on, else the task's end.
+     */
+    const conclude = (
+      entry: Entry,
+      exit: Exit.Exit<unknown, unknown>,
+      minimum: LogLevel.LogLevel
+    ): Effect.Effect<void> => {
+      if (Exit.isSuccess(exit)) return end(entry, exit, minimum)
+      const input = retryInput(entry, exit.cause)
+      if (Option.isNone(input)) return end(entry, exit, minimum)
+      const progress = entry.p
+      const { schedule } = progress.settings ?? settings
+      const now = clock.unsafeCurrentTimeMillis()
+      const state = progress.attempt === 1 ? schedule.initial : progress.scheduleState
+      return Effect.flatMap(schedule.step(now, input.value, state), ([next, _, decision]) => {
+        if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
+        progress.scheduleState = next
+        const runAt = Math.max(now, ScheduleIntervals.start(decision.intervals))
+        return requeue(entry, runAt, exit.cause)
+      })
+    }
+
+    /**
      * A worker holds one permit: it runs its first task, then goes on with
-     * the next queued one while there is one, and gives the permit back when
+     * the next ready one while there is one, and gives the permit back when
      * it ends, however it ends. It runs uninterruptibly but for the handler.
      *
      * Between two tasks it leaves nothing of the first to the second: the
      * task's Scope is closed and the fibers it forked and left running are
      * interrupted before the task counts as ended, and its FiberRefs are put
      * back. It stops after a task that was cancelled or that interrupted it
-     * (the interruption must not reach the next task) and once the queue is
-     * closing.
+     * (the interruption must not reach the next task), and once the queue is
+     * closing, paused, or has more workers than it may.
      */
     const work = (first: Entry): Effect.Effect<void, never, R> => {
       const scope = new TaskScope()
@@ -162,17 +294,53 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         const fiberRefs = fiber.getFiberRefs()
         // A worker never changes its own log level, so this stays true for its life.
         const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
+        const logAnnotations = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+        const context = fiber.getFiberRef(FiberRef.currentContext)
+        const services = fiber.getFiberRef(DefaultServices.currentServices)
+        const tracer = Context.get(services, Tracer.Tracer)
+        // Effect's built-in tracer exports nothing: its spans would cost
+        // every attempt some microseconds for no reader.
+        const tracing = fiber.getFiberRef(FiberRef.currentTracerEnabled) && tracer !== builtInTracer
+        const nanos = Context.get(services, Clock.Clock)
         let current: Entry = first
+        let span: Tracer.Span | undefined
 
-        const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (option) =>
-          option._tag === "Some" ? step(option.value) : Effect.void
+        /**
+         * Starts the attempt's span, a child of the span that enqueued the
+         * task (else of the worker's), and makes it the handler's current span.
+         */
+        const startSpan = (entry: Entry, parent: Tracer.AnySpan | undefined) => {
+          const started = tracer.span(
+            spanName,
+            parent === undefined
+              ? Context.getOption(context, Tracer.ParentSpan)
+              : Option.some(parent),
+            Context.empty(),
+            [],
+            nanos.unsafeCurrentTimeNanos(),
+            "consumer"
+          )
+          started.attribute("task.id", entry.id)
+          started.attribute("task.queue", name)
+          started.attribute("task.attempt", entry.attempt)
+          fiber.setFiberRef(
+            FiberRef.currentContext,
+            Context.add(context, Tracer.ParentSpan, started)
+          )
+          return started
+        }
+
+        const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (token) =>
+          Option.isNone(token) ? Effect.void : step(lanes.shift()!)
         )
         let interrupted = false
         const goOn = (entry: Entry) =>
-          entry.reason !== undefined || interrupted || !open ? Effect.void : next
+          entry.reason !== undefined || interrupted || !open || paused || live > maxWorkers
+            ? Effect.void
+            : next
 
         const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
-          const ended = end(entry, exit, minimumLogLevel)
+          const ended = conclude(entry, exit, minimumLogLevel)
           interrupted = fiber.isInterrupted()
           if (!interrupted) fiber.setFiberRefs(fiberRefs)
           // `open` may change while an effectful store writes: decide after it.
@@ -186,6 +354,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
         /** Closes what the task left open, then records its end. */
         const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+          if (span !== undefined) span.end(nanos.unsafeCurrentTimeNanos(), exit)
           const closing = scope.end(exit)
           const children = fiber.getChildren()
           if (closing === undefined && children.size === 0) return record(entry, exit)
@@ -216,8 +385,25 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           if (entry.reason !== undefined) return record(entry, Exit.interrupt(fiber.id()))
           current = entry
           scope.start()
-          const run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
+          const progress = entry.p
+          fiber.setFiberRef(
+            FiberRef.currentLogAnnotations,
+            HashMap.set(
+              HashMap.set(HashMap.set(logAnnotations, "taskId", entry.id), "queue", name),
+              "attempt",
+              progress.attempt
+            )
+          )
+          span = tracing ? startSpan(entry, progress.span) : undefined
+          let run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
           entry.input = undefined
+          const timeout = (progress.settings ?? settings).timeout
+          if (timeout !== undefined) {
+            run = Effect.timeoutFail(run, {
+              duration: timeout,
+              onTimeout: () => TaskTimeout.of(timeout)
+            })
+          }
           return Effect.matchCauseEffect(Effect.interruptible(run), onEnd)
         }
         return step(first)
@@ -225,25 +411,52 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       return Effect.provideService(loop, Scope.Scope, scope)
     }
 
+    const release = Effect.suspend(() => {
+      live -= 1
+      return permits.release(1)
+    })
+
     const startWorker = Effect.uninterruptibleMask((restore) =>
-      Effect.zipRight(
-        restore(permits.take(1)),
-        restore(Queue.take(ready)).pipe(
-          Effect.onInterrupt(() => permits.release(1)),
-          Effect.flatMap((entry) =>
-            FiberSet.run(workers, Effect.ensuring(work(entry), permits.release(1)))
-          )
-        )
+      restore(gate.await).pipe(
+        Effect.zipRight(restore(permits.take(1))),
+        Effect.zipRight(
+          restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
+        ),
+        Effect.flatMap((): Effect.Effect<unknown, never, R> => {
+          if (paused) {
+            // Paused while waiting: the token goes back for when work resumes.
+            Queue.unsafeOffer(ready, TOKEN)
+            return permits.release(1)
+          }
+          live += 1
+          return FiberSet.run(workers, Effect.ensuring(work(lanes.shift()!), release))
+        })
       )
     )
 
-    // The drain fiber: a defect in one step is logged and the loop goes on.
+    /** Logs a background loop's failure with its Cause and goes on. */
+    const recover = (what: string) => (cause: Cause.Cause<unknown>) =>
+      Effect.logError(`task queue ${what} failed`, cause).pipe(Effect.annotateLogs({ queue: name }))
+
     const drain = yield* startWorker.pipe(
-      Effect.catchAllCause((cause) =>
-        Effect.logError("task queue drain step failed", cause).pipe(
-          Effect.annotateLogs({ queue: name })
-        )
-      ),
+      Effect.catchAllCause(recover("drain step")),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
+    // The timer: moves delayed tasks to the lanes when they fall due, and
+    // wakes early when a task due sooner arrives.
+    const timerStep = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      for (let entry = delayed.popDue(now); entry !== undefined; entry = delayed.popDue(now)) {
+        place(entry)
+      }
+      const first = delayed.peek()
+      if (first === undefined) return Queue.take(wake)
+      return Effect.timeoutOption(Queue.take(wake), first.dueAt - now)
+    })
+    const timer = yield* timerStep.pipe(
+      Effect.catchAllCause(recover("timer step")),
       Effect.forever,
       Effect.forkScoped
     )
@@ -254,10 +467,13 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         yield* Effect.logDebug("task queue shutting down").pipe(
           Effect.annotateLogs({ queue: name, pending, running })
         )
+        capacity?.wakeAll()
         yield* Fiber.interrupt(drain)
-        const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), (waiting) =>
-          Effect.forEach(waiting, cancelForShutdown, { discard: true })
-        )
+        yield* Fiber.interrupt(timer)
+        const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), () => {
+          const waiting = [...lanes.takeAll(), ...delayed.takeAll()]
+          return Effect.forEach(waiting, cancelForShutdown, { discard: true })
+        })
         // Tasks that never started end now; running ones get the grace
         // period to finish (a worker stops after its task once the queue is
         // closing), then whatever still runs is interrupted.
@@ -271,6 +487,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           )
         }
         yield* FiberSet.clear(workers)
+        // A task whose attempt failed during the grace period may be waiting for its retry.
         yield* cancelWaiting
         yield* Queue.shutdown(ready)
       })
@@ -300,7 +517,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       Effect.suspend(() => {
         switch (entry.status) {
           case "queued": {
-            // It stays in the ready queue; the worker that polls it skips it.
+            // A ready task stays in its lane and is skipped; a delayed one
+            // leaves the delay heap as it ends.
             entry.p.reason = "cancelled"
             return finish(entry, Exit.interrupt(FiberId.none)).pipe(Effect.map(() => entry.status))
           }
@@ -322,40 +540,82 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
       })
 
-    const owner: Owner = { name, cancel: cancelEntry }
+    const owner: Owner = { name, settings, cancel: cancelEntry }
+
+    /** A handle for a task this queue's store holds but this process did not enqueue. */
+    const handleOf = (record: TaskRecord): TaskHandle<any, any> =>
+      record instanceof Entry
+        ? record
+        : {
+            id: record.id,
+            await: awaitRecord(record),
+            cancel: Effect.fail(TaskFinished.of(record.id, record.status))
+          }
+
+    /** Stores a new task and queues it; `options` are already checked. */
+    const submit = (
+      args: ReadonlyArray<unknown>,
+      options: EnqueueOptions<unknown> | undefined,
+      roomReserved = false
+    ): Effect.Effect<TaskHandle<any, any>, QueueShutdown | QueueFull | InvalidOption> =>
+      Effect.withFiberRuntime((fiber) => {
+        if (!open) return Effect.fail(QueueShutdown.of(name))
+        const now = clock.unsafeCurrentTimeMillis()
+        let placement: Placement | undefined
+        if (options !== undefined) {
+          const resolved = resolveEnqueueOptions(options, settings, now)
+          if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+          placement = resolved.right
+        }
+        if (capacity !== undefined && !roomReserved && !capacity.hasRoom()) {
+          if (config.whenFull === "refuse") return Effect.fail(QueueFull.of(name, capacity.size))
+          return capacity.waitForRoom(Effect.suspend(() => submit(args, options, true)))
+        }
+        const input = args.length === 1 ? args[0] : new Spread(args)
+        const entry = new Entry(owner, nextId(now), now, input)
+        const span = fiber.currentSpan
+        if (span !== undefined) entry.p.span = span
+        if (placement !== undefined) Object.assign(entry.p, placement)
+        if (unsafeInsert !== undefined) {
+          const existing = unsafeInsert(entry)
+          if (existing !== undefined) return Effect.succeed(handleOf(existing))
+          accept(entry)
+          return Effect.succeed(entry as TaskHandle<any, any>)
+        }
+        // Once stored, the task is counted and either queued or, if the
+        // queue closed meanwhile, ended: an interruption cannot split that.
+        return Effect.uninterruptible(
+          Effect.flatMap(store.insert(entry), (existing) => {
+            if (existing !== undefined) return Effect.succeed(handleOf(existing))
+            if (!open) {
+              pending += 1
+              entry.p.reason = "shutdown"
+              return Effect.zipRight(
+                finish(entry, Exit.interrupt(FiberId.none)),
+                Effect.fail(QueueShutdown.of(name))
+              )
+            }
+            accept(entry)
+            return Effect.succeed(entry as TaskHandle<any, any>)
+          })
+        )
+      })
+
+    const accept = (entry: Entry) => {
+      pending += 1
+      meter.count(metrics.enqueued)
+      gauges()
+      place(entry)
+    }
 
     const queue: TaskQueue<Args, A, E> = {
       name,
-      maxWorkers,
+      get maxWorkers() {
+        return maxWorkers
+      },
       enqueue: (...args) =>
-        Effect.suspend(() => {
-          if (!open) return Effect.fail(QueueShutdown.of(name))
-          const now = clock.unsafeCurrentTimeMillis()
-          const input = args.length === 1 ? args[0] : new Spread(args)
-          const entry = new Entry(owner, nextId(now), now, input)
-          if (unsafeInsert !== undefined) {
-            unsafeInsert(entry)
-            pending += 1
-            Queue.unsafeOffer(ready, entry)
-            return Effect.succeed(entry as TaskHandle<any, any>)
-          }
-          // Once stored, the task is counted and either queued or, if the
-          // queue closed meanwhile, ended: an interruption cannot split that.
-          return Effect.uninterruptible(
-            Effect.flatMap(store.insert(entry), () => {
-              pending += 1
-              if (!open) {
-                entry.p.reason = "shutdown"
-                return Effect.zipRight(
-                  finish(entry, Exit.interrupt(FiberId.none)),
-                  Effect.fail(QueueShutdown.of(name))
-                )
-              }
-              Queue.unsafeOffer(ready, entry)
-              return Effect.succeed(entry as TaskHandle<any, any>)
-            })
-          )
-        }),
+        submit(args, undefined) as Effect.Effect<TaskHandle<A, E>, QueueShutdown | QueueFull>,
+      enqueueWith: (options, ...args) => submit(args, options as EnqueueOptions<unknown>),
       get: (id) => Effect.map(lookup(id), (record) => Task.snapshot<A, E>(record)),
       list: (query = {}) =>
         Effect.map(
@@ -368,20 +628,50 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           (page) => ({ items: page.items.map((r) => Task.snapshot<A, E>(r)), next: page.next })
         ),
       await: (id) =>
-        Effect.flatMap(lookup(id), awaitRecord) as Effect.Effect<Exit.Exit<A, E>, TaskNotFound>,
+        Effect.flatMap(lookup(id), awaitRecord) as Effect.Effect<
+          Exit.Exit<A, E | TaskTimeout>,
+          TaskNotFound
+        >,
       cancel: (id) =>
         Effect.flatMap(lookup(id), (record) =>
           record instanceof Entry
             ? cancelEntry(record)
             : Effect.fail(TaskFinished.of(record.id, record.status))
         ),
+      pause: Effect.zipRight(
+        Effect.sync(() => {
+          paused = true
+        }),
+        gate.close
+      ),
+      resume: Effect.zipRight(
+        Effect.sync(() => {
+          paused = false
+        }),
+        gate.open
+      ),
+      resize: (n) =>
+        Effect.flatMap(
+          validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),
+          (n) =>
+            Effect.suspend(() => {
+              maxWorkers = n
+              return permits.resize(n)
+            })
+        ),
       awaitIdle: Effect.suspend(() => {
         if (pending === 0) return Effect.void
         idle ??= Deferred.unsafeMake(FiberId.none)
         return Deferred.await(idle)
       }),
-      stats: Effect.sync(() => ({ queued: pending - running, running })),
-      toView: (task) => Task.toView(task, schemas)
+      stats: Effect.sync(() => ({
+        queued: pending - running,
+        running,
+        delayed: delayed.size,
+        paused,
+        maxWorkers
+      })),
+      toView: (task) => Task.toView(task, schemas as Task.ViewSchemas<A, E | TaskTimeout>)
     }
     return queue
   })

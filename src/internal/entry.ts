@@ -1,16 +1,29 @@
 /**
  * One task as the engine holds it, and what a worker needs around it.
  */
-import type { Fiber, FiberRefs } from "effect"
+import type { Fiber, FiberRef, FiberRefs, Schedule, Tracer } from "effect"
 import { Deferred, Effect, ExecutionStrategy, Exit, FiberId, Scope } from "effect"
 import { pipeArguments } from "effect/Pipeable"
 import type { TaskId, TaskRecord, TaskStatus } from "../Task.js"
 import type { TaskFinished } from "../TaskError.js"
 import type { TaskHandle } from "../TaskQueue.js"
 
+/** How a task is retried and how long an attempt may run. */
+export interface Settings {
+  /** Attempts in all, the first included. */
+  readonly maxAttempts: number
+  /** The delays between attempts; its input is the attempt's error. */
+  readonly schedule: Schedule.Schedule<unknown, unknown>
+  /** Typed errors that are not worth another attempt. */
+  readonly isPermanent: ((error: unknown) => boolean) | undefined
+  /** Milliseconds an attempt may run; `undefined` for no limit. */
+  readonly timeout: number | undefined
+}
+
 /** What an entry needs of the queue that owns it. */
 export interface Owner {
   readonly name: string
+  readonly settings: Settings
   readonly cancel: (entry: Entry) => Effect.Effect<TaskStatus, TaskFinished>
 }
 
@@ -33,6 +46,19 @@ export class Progress {
   fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   /** Made only when someone awaits the task. */
   outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
+  /** Higher runs first. */
+  priority = 0
+  /** When a delayed task, or one waiting for its retry, runs next (epoch ms). */
+  runAt: number | undefined = undefined
+  /** Its place in the queue's delay heap, -1 when it is not there. */
+  heapIndex = -1
+  /** The queue's settings, or this task's own. */
+  settings: Settings | undefined = undefined
+  /** The retry schedule's state, from the first failed attempt on. */
+  scheduleState: unknown = undefined
+  idempotencyKey: string | undefined = undefined
+  /** The span that enqueued the task: each attempt's span is its child. */
+  span: Tracer.AnySpan | undefined = undefined
 }
 
 /**
@@ -73,6 +99,29 @@ export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
   }
   get reason(): string | undefined {
     return this.progress?.reason
+  }
+  get priority(): number {
+    return this.progress?.priority ?? 0
+  }
+  get runAt(): number | undefined {
+    return this.progress?.runAt
+  }
+  get maxAttempts(): number {
+    return (this.progress?.settings ?? this.owner.settings).maxAttempts
+  }
+  get idempotencyKey(): string | undefined {
+    return this.progress?.idempotencyKey
+  }
+
+  // The delay heap's view of the entry.
+  get dueAt(): number {
+    return this.progress!.runAt!
+  }
+  get heapIndex(): number {
+    return this.progress?.heapIndex ?? -1
+  }
+  set heapIndex(index: number) {
+    this.p.heapIndex = index
   }
 
   get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {
@@ -173,4 +222,5 @@ export interface WorkerFiber extends Fiber.RuntimeFiber<void> {
   getChildren(): ReadonlySet<Fiber.RuntimeFiber<unknown, unknown>>
   isInterrupted(): boolean
   setFiberRefs(fiberRefs: FiberRefs.FiberRefs): void
+  setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
 }

@@ -1,0 +1,85 @@
+/**
+ * A bound on queued tasks, with enqueues waiting for room in arrival order.
+ */
+import { Effect } from "effect"
+
+interface Waiter {
+  readonly resume: (effect: Effect.Effect<void>) => void
+  woken: boolean
+}
+
+/**
+ * Room is counted as `queued + reserved < size`, where `queued` comes from
+ * the queue. When room is made, the first waiter is woken and the room is
+ * reserved for it, so an enqueue that arrives meanwhile cannot take it; the
+ * waiter claims it as it enqueues, or passes it on if it was interrupted.
+ */
+export class Capacity {
+  private readonly waiters: Array<Waiter> = []
+  private reserved = 0
+
+  constructor(
+    readonly size: number,
+    private readonly queued: () => number
+  ) {}
+
+  /** Whether an enqueue may go ahead now: room, and no one waiting before it. */
+  hasRoom(): boolean {
+    return this.waiters.length === 0 && this.queued() + this.reserved < this.size
+  }
+
+  /** Called whenever a queued task starts or ends: wakes waiters while there is room. */
+  roomMade(): void {
+    while (this.waiters.length > 0 && this.queued() + this.reserved < this.size) {
+      this.wake(this.waiters.shift()!)
+    }
+  }
+
+  /** Wakes every waiter (the queue is shutting down; they will find it closed). */
+  wakeAll(): void {
+    while (this.waiters.length > 0) this.wake(this.waiters.shift()!)
+  }
+
+  /**
+   * Waits for room, then runs `enqueue` with the room reserved for it:
+   * `enqueue` must not check for room again, and runs uninterruptibly, so
+   * no other enqueue can take the room first. Room it left unused goes to
+   * the next waiter.
+   */
+  waitForRoom<A, E>(enqueue: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.uninterruptibleMask((restore) => {
+      const waiter: Waiter = { resume: () => {}, woken: false }
+      const wait = Effect.async<void>((resume) => {
+        ;(waiter as { resume: Waiter["resume"] }).resume = resume
+        this.waiters.push(waiter)
+        return Effect.sync(() => {
+          if (!waiter.woken) this.waiters.splice(this.waiters.indexOf(waiter), 1)
+        })
+      })
+      return restore(wait).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            if (!waiter.woken) return
+            this.reserved -= 1
+            this.roomMade()
+          })
+        ),
+        Effect.zipRight(
+          Effect.suspend(() => {
+            this.reserved -= 1
+            return Effect.ensuring(
+              enqueue,
+              Effect.sync(() => this.roomMade())
+            )
+          })
+        )
+      )
+    })
+  }
+
+  private wake(waiter: Waiter): void {
+    waiter.woken = true
+    this.reserved += 1
+    waiter.resume(Effect.void)
+  }
+}
