@@ -57,6 +57,8 @@ export class TaskStore extends Context.Tag("effect-task-queue/TaskStore")<
      */
     readonly update: (record: TaskRecord) => Effect.Effect<void>
     readonly get: (id: string) => Effect.Effect<TaskRecord | undefined>
+    /** The kept task of `queue` enqueued with this idempotency key, if any. */
+    readonly findKey: (queue: string, key: string) => Effect.Effect<TaskRecord | undefined>
     readonly list: (query: ListQuery) => Effect.Effect<TaskPage>
     /**
      * Synchronous `insert` and `update`, for stores that keep records in this
@@ -161,6 +163,11 @@ export const makeMemory = (
         Effect.sync(() => {
           prune(clock.unsafeCurrentTimeMillis())
           return records.get(id)
+        }),
+      findKey: (queue, key) =>
+        Effect.sync(() => {
+          prune(clock.unsafeCurrentTimeMillis())
+          return keys.get(`${queue}\u0000${key}`)
         }),
       list: (query) =>
         Effect.sync(() => {

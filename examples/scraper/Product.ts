@@ -49,6 +49,7 @@ export class Product extends Schema.Class<Product>("Product")({
  * - `"http-status"`: the server answered with a status outside 2xx; `status`
  *   holds it.
  * - `"network"`: the request could not be sent or the connection broke.
+ * - `"invalid-url"`: the URL (or a redirect's target) cannot be requested.
  * - `"too-large"`: the body is larger than the size limit.
  * - `"not-html"`: the server answered with a content type other than HTML.
  * - `"no-product"`: the page has no product name anywhere the scraper looks.
@@ -77,6 +78,7 @@ export class ScrapeError extends Schema.TaggedError<ScrapeError>()("ScrapeError"
     "timeout",
     "http-status",
     "network",
+    "invalid-url",
     "too-large",
     "not-html",
     "no-product"
@@ -84,6 +86,46 @@ export class ScrapeError extends Schema.TaggedError<ScrapeError>()("ScrapeError"
   status: Schema.optional(Schema.Number),
   message: Schema.String
 }) {}
+
+/**
+ * Whether another attempt at the scrape could not help, so that the task
+ * fails at once instead of being retried.
+ *
+ * Transient, so retried: a timeout, a network error, and the statuses a
+ * server gives when it is busy or failing (408, 429 and 5xx). Permanent:
+ * every other status (404, 410, 403, a redirect loop, ...), an invalid URL,
+ * a page that is too large or not HTML, and a page without a product.
+ *
+ * @example
+ * ```ts
+ * import { isPermanent, ScrapeError } from "./Product.js"
+ *
+ * const busy = new ScrapeError({
+ *   url: "https://shop.example/kettle",
+ *   reason: "http-status",
+ *   status: 503,
+ *   message: "GET https://shop.example/kettle answered 503 Service Unavailable"
+ * })
+ * isPermanent(busy) // false: the server may be back soon
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const isPermanent = (error: ScrapeError): boolean => {
+  switch (error.reason) {
+    case "timeout":
+    case "network":
+      return false
+    case "http-status":
+      return !isTransientStatus(error.status)
+    default:
+      return true
+  }
+}
+
+const isTransientStatus = (status: number | undefined): boolean =>
+  status === undefined || status === 408 || status === 429 || status >= 500
 
 const isHttpUrl = (input: string): boolean => {
   if (!URL.canParse(input)) {

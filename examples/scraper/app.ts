@@ -12,10 +12,11 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Context, Effect, Layer } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Option } from "effect"
 import { TaskApi, TaskQueue } from "effect-task-queue"
 import * as Http from "node:http"
-import { Product, ScrapeError, ScrapeRequest } from "./Product.js"
+import { QueueConfig, ServerConfig } from "./config.js"
+import { isPermanent, Product, ScrapeError, ScrapeRequest } from "./Product.js"
 import { scrape } from "./scrape.js"
 
 /** The queue of scrapes: a task takes a `{ url }` and ends with a `Product`. */
@@ -29,44 +30,47 @@ export const ScrapesApi = TaskApi.make({ name: "scrapes", payload: ScrapeRequest
 
 export class Api extends HttpApi.make("scraper").add(ScrapesApi).prefix("/v0") {}
 
-/** The queue's settings, read through Effect's Config (environment variables). */
-export const QueueConfig = Config.all({
-  maxWorkers: Config.integer("MAX_WORKERS").pipe(Config.withDefault(3)),
-  scrapeTimeout: Config.duration("SCRAPE_TIMEOUT").pipe(Config.withDefault("10 seconds"))
-})
-
-/** Where the server listens; port 0 picks a free port (the log line says which). */
-export const ServerConfig = Config.all({
-  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.integer("PORT").pipe(
-    Config.validate({
-      message: "Expected a port number from 0 to 65535",
-      validation: (port) => port >= 0 && port <= 65535
-    }),
-    Config.withDefault(3000)
-  )
-})
-
-/** The queue, with the HTTP client its handler uses. */
+/**
+ * The queue, with the HTTP client its handler uses. Each attempt at a scrape
+ * may take SCRAPE_TIMEOUT; a scrape that failed for a reason that may pass
+ * (see `isPermanent`) is tried again, up to SCRAPE_ATTEMPTS attempts in all,
+ * about 1, 2, 4, ... seconds apart. With a QUEUE_CAPACITY, a scrape that finds
+ * the queue full is refused (HTTP 429) rather than kept waiting.
+ */
 export const ScrapesLive = Layer.unwrapEffect(
   Effect.map(QueueConfig, (config) =>
     TaskQueue.layerMemory(Scrapes, {
       name: "scrapes",
       maxWorkers: config.maxWorkers,
-      handler: (request) => scrape(request.url, { timeout: config.scrapeTimeout }),
+      // The queue times each attempt, so the scrape sets no limit of its own.
+      handler: (request) => scrape(request.url, { timeout: Duration.infinity }),
       success: Product,
-      failure: ScrapeError
+      failure: ScrapeError,
+      timeout: config.scrapeTimeout,
+      retry: { maxAttempts: config.attempts, isPermanent },
+      shutdownGrace: config.shutdownGrace,
+      capacity: Option.getOrUndefined(config.capacity),
+      whenFull: "refuse"
     })
   )
 ).pipe(Layer.provide(NodeHttpClient.layerUndici))
+
+/** What the API takes part in when the app shuts down. */
+interface Shutdown {
+  /** While it holds, every answer asks the client to close its connection. */
+  readonly draining: () => boolean
+  /** Released as soon as the API stops serving, before the queue shuts down. */
+  readonly apiGone: Layer.Layer<never>
+}
 
 /**
  * The HTTP API, served by whatever `HttpServer` is provided. While
  * `draining()` holds, every answer asks the client to close its connection,
  * so that no keep-alive connection outlives the server.
  */
-const makeApi = (draining: () => boolean) =>
+const makeApi = (shutdown: Shutdown) =>
   HttpApiBuilder.serve().pipe(
+    Layer.provide(shutdown.apiGone),
     Layer.provide(
       HttpApiBuilder.middleware((app) =>
         // Decided as each answer leaves, errors included: while draining, ask
@@ -74,7 +78,9 @@ const makeApi = (draining: () => boolean) =>
         Effect.zipRight(
           HttpApp.appendPreResponseHandler((_request, response) =>
             Effect.succeed(
-              draining() ? HttpServerResponse.setHeader(response, "connection", "close") : response
+              shutdown.draining()
+                ? HttpServerResponse.setHeader(response, "connection", "close")
+                : response
             )
           ),
           app
@@ -100,15 +106,16 @@ const makeApi = (draining: () => boolean) =>
     Layer.provideMerge(ScrapesLive)
   )
 
-export const ApiLive = makeApi(() => false)
+export const ApiLive = makeApi({ draining: () => false, apiGone: Layer.empty })
 
 /**
  * Shutting the server down in steps, so that no request hangs: first idle
- * connections are closed and every answer asks its client to close; once
- * the API is gone, what still arrives is answered 503, and two seconds later
- * every connection left is cut (the server itself then closes).
+ * connections are closed and every answer asks its client to close; as soon
+ * as the API stops serving, what still arrives is answered 503 (while running
+ * scrapes have their SHUTDOWN_GRACE to finish), and two seconds later every
+ * connection left is cut. The server closes last.
  */
-const shutdownSteps = (server: Http.Server) => {
+const shutdownSteps = (server: Http.Server): Shutdown & { readonly first: Layer.Layer<never> } => {
   let draining = false
   return {
     draining: () => draining,
@@ -120,9 +127,9 @@ const shutdownSteps = (server: Http.Server) => {
         })
       )
     ),
-    afterApi: Layer.scopedDiscard(
+    apiGone: Layer.scopedDiscard(
       Effect.addFinalizer(() =>
-        Effect.sync(() => {
+        Effect.gen(function* () {
           server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
             response.writeHead(503, {
               "content-type": "application/json",
@@ -133,7 +140,11 @@ const shutdownSteps = (server: Http.Server) => {
               JSON.stringify({ _tag: "ShuttingDown", message: "The server is shutting down" })
             )
           })
-          setTimeout(() => server.closeAllConnections(), 2_000).unref()
+          // Not awaited: the queue's grace period runs meanwhile.
+          yield* Effect.sleep("2 seconds").pipe(
+            Effect.andThen(() => server.closeAllConnections()),
+            Effect.forkDaemon
+          )
         })
       )
     )
@@ -146,11 +157,11 @@ export const AppLive = Layer.unwrapEffect(
     const server = Http.createServer()
     const steps = shutdownSteps(server)
     // Released in this order (the reverse of how they are built): `first`,
-    // the API (its routes, then the queue), `afterApi`, the server.
+    // the API's server loop, `apiGone`, the routes, the queue (its grace
+    // period), the server.
     return steps.first.pipe(
-      Layer.provideMerge(makeApi(steps.draining)),
+      Layer.provideMerge(makeApi(steps)),
       HttpServer.withLogAddress,
-      Layer.provide(steps.afterApi),
       Layer.provide(NodeHttpServer.layer(() => server, { host: config.host, port: config.port }))
     )
   })

@@ -1,6 +1,8 @@
 /**
  * Runs the scraper app until SIGINT or SIGTERM, then shuts it down: the
- * server stops taking requests and the queue interrupts what still runs.
+ * server answers new requests 503, running scrapes get SHUTDOWN_GRACE to
+ * finish, and the queue interrupts what still runs after that. A setting
+ * that breaks its rule stops the app at start, with exit code 1.
  */
 import { Runtime } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"

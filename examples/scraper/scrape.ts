@@ -19,7 +19,8 @@ import { type Product, ScrapeError } from "./Product.js"
  */
 export interface ScrapeOptions {
   /**
-   * How long the request and the whole body read may take.
+   * How long the request and the whole body read may take; `Duration.infinity`
+   * sets no limit (for a caller that times the scrape itself).
    *
    * @default "10 seconds"
    */
@@ -63,15 +64,16 @@ const causeText = (cause: unknown): string => {
 }
 
 const networkError = (url: string, error: HttpClientError.HttpClientError): ScrapeError => {
+  const invalidUrl = error._tag === "RequestError" && error.reason === "InvalidUrl"
   const what =
     error._tag === "ResponseError"
       ? "broke off while the body was read"
-      : error.reason === "InvalidUrl"
+      : invalidUrl
         ? "could not be sent: the URL is not valid"
         : "could not be sent"
   return new ScrapeError({
     url,
-    reason: "network",
+    reason: invalidUrl ? "invalid-url" : "network",
     message: `GET ${url} ${what}: ${causeText(error.cause ?? error.message)}`
   })
 }
@@ -172,9 +174,10 @@ const fetchPage = (
  * does any failure: the connection is closed, not left open.
  *
  * Fails with a `ScrapeError` whose `reason` is `"timeout"`, `"http-status"`
- * (a status outside 2xx, in `status`), `"network"`, `"too-large"`,
- * `"not-html"` (a content type other than `text/html` or
- * `application/xhtml+xml`) or `"no-product"` (see `extractProduct`).
+ * (a status outside 2xx, in `status`), `"network"`, `"invalid-url"`,
+ * `"too-large"`, `"not-html"` (a content type other than `text/html` or
+ * `application/xhtml+xml`) or `"no-product"` (see `extractProduct`);
+ * `isPermanent` says which of them are worth another attempt.
  *
  * @example
  * ```ts
@@ -209,20 +212,20 @@ export const scrape = (
       HttpClient.withScope,
       HttpClient.followRedirects(maxRedirects)
     )
-    const page = yield* fetchPage(client, url, maxBytes).pipe(
-      Effect.scoped,
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new ScrapeError({
-            url,
-            reason: "timeout",
-            message:
-              `GET ${url} did not finish within ${Duration.toMillis(timeout)} ms; ` +
-              "the site may be slow or down, try again later or raise the timeout"
-          })
-      })
-    )
+    const fetched = Effect.scoped(fetchPage(client, url, maxBytes))
+    const page = yield* Duration.isFinite(timeout)
+      ? Effect.timeoutFail(fetched, {
+          duration: timeout,
+          onTimeout: () =>
+            new ScrapeError({
+              url,
+              reason: "timeout",
+              message:
+                `GET ${url} did not finish within ${Duration.toMillis(timeout)} ms; ` +
+                "the site may be slow or down, try again later or raise the timeout"
+            })
+        })
+      : fetched
 
     return yield* extractProduct(page.html, page.url)
   })

@@ -35,7 +35,7 @@ import { Capacity } from "./capacity.js"
 import type { Owner, Settings, WorkerFiber } from "./entry.js"
 import { awaitEntry, Entry, invoke, Spread, TaskScope } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
-import { metrics, QueueMetrics } from "./observe.js"
+import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
 import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
 import { DelayHeap, ReadyLanes } from "./ready.js"
@@ -96,7 +96,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
     /** Puts a queued task where it waits: the lanes when due, else the delay heap. */
     const place = (entry: Entry): void => {
-      const runAt = entry.progress?.runAt
+      const runAt = entry.runAt
       if (runAt !== undefined && runAt > clock.unsafeCurrentTimeMillis()) {
         delayed.push(entry)
         if (delayed.peek() === entry) Queue.unsafeOffer(wake, undefined)
@@ -111,14 +111,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       if (entry.status !== "queued") return false
       const progress = entry.p
       const now = clock.unsafeCurrentTimeMillis()
-      meter.time(metrics.waitTime, now - (progress.runAt ?? entry.createdAt))
+      const extras = progress.extras
+      meter.waitTime.update(now - (extras?.runAt ?? entry.createdAt))
       entry.status = "running"
       progress.attempt += 1
       progress.startedAt = now
-      progress.runAt = undefined
+      if (extras !== undefined) extras.runAt = undefined
       progress.fiber = worker
       running += 1
-      meter.count(metrics.started)
+      meter.started.update(1)
       gauges()
       capacity?.roomMade()
       return true
@@ -129,9 +130,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       if (Task.isTerminal(entry.status)) return
       const wasRunning = entry.status === "running"
       const progress = entry.p
+      const now = clock.unsafeCurrentTimeMillis()
       if (wasRunning) {
         running -= 1
-        meter.time(metrics.runTime, clock.unsafeCurrentTimeMillis() - progress.startedAt!)
+        meter.runTime.update(now - progress.startedAt!)
       }
       if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && !open) {
         progress.reason ??= "shutdown"
@@ -141,12 +143,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
           ? "cancelled"
           : "failed"
-      meter.count(metrics[entry.status])
+      meter[entry.status].update(1)
       progress.exit = exit
-      progress.finishedAt = clock.unsafeCurrentTimeMillis()
+      progress.finishedAt = now
       progress.fiber = undefined
-      progress.runAt = undefined
-      progress.scheduleState = undefined
+      const extras = progress.extras
+      if (extras !== undefined) {
+        extras.runAt = undefined
+        extras.scheduleState = undefined
+      }
       delayed.remove(entry)
       entry.input = undefined
       pending -= 1
@@ -218,7 +223,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
      */
     const retryInput = (entry: Entry, cause: Cause.Cause<unknown>): Option.Option<unknown> => {
       const progress = entry.p
-      const { maxAttempts, isPermanent } = progress.settings ?? settings
+      const { maxAttempts, isPermanent } = progress.extras?.settings ?? settings
       if (progress.attempt >= maxAttempts || progress.reason !== undefined) return Option.none()
       const failure = Cause.failureOption(cause)
       if (Option.isSome(failure)) {
@@ -235,11 +240,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const requeue = (entry: Entry, runAt: number, cause: Cause.Cause<unknown>) => {
       const progress = entry.p
       running -= 1
-      meter.time(metrics.runTime, clock.unsafeCurrentTimeMillis() - progress.startedAt!)
-      meter.count(metrics.retried)
+      meter.runTime.update(clock.unsafeCurrentTimeMillis() - progress.startedAt!)
+      meter.retried.update(1)
       entry.status = "queued"
       progress.fiber = undefined
-      progress.runAt = runAt
+      entry.x.runAt = runAt
       gauges()
       place(entry)
       const log = Effect.logInfo("task attempt failed; it will be retried", cause).pipe(
@@ -248,7 +253,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           runAt: new Date(runAt).toISOString()
         })
       )
-      return unsafeUpdate === undefined ? Effect.zipRight(store.update(entry), log) : log
+      if (unsafeUpdate === undefined) return Effect.zipRight(store.update(entry), log)
+      unsafeUpdate(entry)
+      return log
     }
 
     /**
@@ -264,13 +271,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       const input = retryInput(entry, exit.cause)
       if (Option.isNone(input)) return end(entry, exit, minimum)
       const progress = entry.p
-      const { schedule } = progress.settings ?? settings
+      const extras = entry.x
+      const { schedule } = extras.settings ?? settings
       const now = clock.unsafeCurrentTimeMillis()
-      const state = progress.attempt === 1 ? schedule.initial : progress.scheduleState
+      const state = progress.attempt === 1 ? schedule.initial : extras.scheduleState
       return Effect.flatMap(schedule.step(now, input.value, state), ([next, _, decision]) => {
         if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
-        progress.scheduleState = next
-        const runAt = Math.max(now, ScheduleIntervals.start(decision.intervals))
+        extras.scheduleState = next
+        // Whole milliseconds, as the record and its view show them.
+        const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
         return requeue(entry, runAt, exit.cause)
       })
     }
@@ -294,7 +303,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         const fiberRefs = fiber.getFiberRefs()
         // A worker never changes its own log level, so this stays true for its life.
         const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
-        const logAnnotations = fiber.getFiberRef(FiberRef.currentLogAnnotations)
+        const logAnnotations = HashMap.set(
+          fiber.getFiberRef(FiberRef.currentLogAnnotations),
+          "queue",
+          name
+        )
         const context = fiber.getFiberRef(FiberRef.currentContext)
         const services = fiber.getFiberRef(DefaultServices.currentServices)
         const tracer = Context.get(services, Tracer.Tracer)
@@ -323,11 +336,21 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           started.attribute("task.id", entry.id)
           started.attribute("task.queue", name)
           started.attribute("task.attempt", entry.attempt)
-          fiber.setFiberRef(
-            FiberRef.currentContext,
-            Context.add(context, Tracer.ParentSpan, started)
-          )
           return started
+        }
+
+        /** Gives the fiber the task's log annotations, and its span as the current one. */
+        const enter = (entry: Entry, span: Tracer.Span | undefined) => {
+          fiber.setFiberRef(
+            FiberRef.currentLogAnnotations,
+            HashMap.set(HashMap.set(logAnnotations, "taskId", entry.id), "attempt", entry.attempt)
+          )
+          if (span !== undefined) {
+            fiber.setFiberRef(
+              FiberRef.currentContext,
+              Context.add(context, Tracer.ParentSpan, span)
+            )
+          }
         }
 
         const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (token) =>
@@ -381,23 +404,24 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         const step = (entry: Entry): Effect.Effect<void, never, R> => {
           if (!open) return cancelForShutdown(entry)
-          if (!begin(entry, fiber)) return next
+          if (entry.status !== "queued") return next
+          if (paused || live > maxWorkers) {
+            // Paused or resized down since this worker took the task: it goes
+            // back to the front of its lane, and the worker stops.
+            lanes.unshift(entry, entry.priority)
+            Queue.unsafeOffer(ready, TOKEN)
+            return Effect.void
+          }
+          begin(entry, fiber)
           if (entry.reason !== undefined) return record(entry, Exit.interrupt(fiber.id()))
           current = entry
           scope.start()
           const progress = entry.p
-          fiber.setFiberRef(
-            FiberRef.currentLogAnnotations,
-            HashMap.set(
-              HashMap.set(HashMap.set(logAnnotations, "taskId", entry.id), "queue", name),
-              "attempt",
-              progress.attempt
-            )
-          )
-          span = tracing ? startSpan(entry, progress.span) : undefined
+          span = tracing ? startSpan(entry, progress.extras?.span) : undefined
+          enter(entry, span)
+          // The input stays until the task ends: a retry needs it again.
           let run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
-          entry.input = undefined
-          const timeout = (progress.settings ?? settings).timeout
+          const timeout = (progress.extras?.settings ?? settings).timeout
           if (timeout !== undefined) {
             run = Effect.timeoutFail(run, {
               duration: timeout,
@@ -423,8 +447,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
         ),
         Effect.flatMap((): Effect.Effect<unknown, never, R> => {
-          if (paused) {
-            // Paused while waiting: the token goes back for when work resumes.
+          if (paused || live >= maxWorkers) {
+            // Paused, or resized down, while this waited: the token goes back
+            // for when work resumes or a permit is free under the new limit.
             Queue.unsafeOffer(ready, TOKEN)
             return permits.release(1)
           }
@@ -568,14 +593,22 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           placement = resolved.right
         }
         if (capacity !== undefined && !roomReserved && !capacity.hasRoom()) {
-          if (config.whenFull === "refuse") return Effect.fail(QueueFull.of(name, capacity.size))
-          return capacity.waitForRoom(Effect.suspend(() => submit(args, options, true)))
+          const full =
+            config.whenFull === "refuse"
+              ? Effect.fail(QueueFull.of(name, capacity.size))
+              : capacity.waitForRoom(Effect.suspend(() => submit(args, options, true)))
+          // A repeated idempotency key gets its task back, full or not.
+          const key = placement?.idempotencyKey
+          if (key === undefined) return full
+          return Effect.flatMap(store.findKey(name, key), (existing) =>
+            existing === undefined ? full : Effect.succeed(handleOf(existing))
+          )
         }
         const input = args.length === 1 ? args[0] : new Spread(args)
         const entry = new Entry(owner, nextId(now), now, input)
         const span = fiber.currentSpan
-        if (span !== undefined) entry.p.span = span
-        if (placement !== undefined) Object.assign(entry.p, placement)
+        if (span !== undefined) entry.x.span = span
+        if (placement !== undefined) Object.assign(entry.x, placement)
         if (unsafeInsert !== undefined) {
           const existing = unsafeInsert(entry)
           if (existing !== undefined) return Effect.succeed(handleOf(existing))
@@ -603,7 +636,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const accept = (entry: Entry) => {
       pending += 1
-      meter.count(metrics.enqueued)
+      meter.enqueued.update(1)
       gauges()
       place(entry)
     }

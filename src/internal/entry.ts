@@ -46,6 +46,15 @@ export class Progress {
   fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   /** Made only when someone awaits the task. */
   outcome: Deferred.Deferred<Exit.Exit<unknown, unknown>> | undefined = undefined
+  /** What only some tasks have, made on first use. */
+  extras: Extras | undefined = undefined
+}
+
+/**
+ * What a task has only when it was enqueued with options, waits for a
+ * retry, or runs under a tracer: kept apart so that other tasks skip it.
+ */
+export class Extras {
   /** Higher runs first. */
   priority = 0
   /** When a delayed task, or one waiting for its retry, runs next (epoch ms). */
@@ -100,28 +109,34 @@ export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
   get reason(): string | undefined {
     return this.progress?.reason
   }
+  /** The extras, made on first use. */
+  get x(): Extras {
+    const progress = this.p
+    return (progress.extras ??= new Extras())
+  }
+
   get priority(): number {
-    return this.progress?.priority ?? 0
+    return this.progress?.extras?.priority ?? 0
   }
   get runAt(): number | undefined {
-    return this.progress?.runAt
+    return this.progress?.extras?.runAt
   }
   get maxAttempts(): number {
-    return (this.progress?.settings ?? this.owner.settings).maxAttempts
+    return (this.progress?.extras?.settings ?? this.owner.settings).maxAttempts
   }
   get idempotencyKey(): string | undefined {
-    return this.progress?.idempotencyKey
+    return this.progress?.extras?.idempotencyKey
   }
 
   // The delay heap's view of the entry.
   get dueAt(): number {
-    return this.progress!.runAt!
+    return this.progress!.extras!.runAt!
   }
   get heapIndex(): number {
-    return this.progress?.heapIndex ?? -1
+    return this.progress?.extras?.heapIndex ?? -1
   }
   set heapIndex(index: number) {
-    this.p.heapIndex = index
+    this.x.heapIndex = index
   }
 
   get await(): Effect.Effect<Exit.Exit<unknown, unknown>> {

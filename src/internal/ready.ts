@@ -51,6 +51,14 @@ export class ReadyLanes<T> {
     this.lane(priority).items.push(item)
   }
 
+  /** Puts an item back at the front of its lane, as if it had never been taken. */
+  unshift(item: T, priority: number): void {
+    this.count += 1
+    const lane = this.lane(priority)
+    if (lane.head > 0) lane.items[--lane.head] = item
+    else lane.items.unshift(item)
+  }
+
   shift(): T | undefined {
     const lanes = this.lanes
     for (let i = 0; i < lanes.length; i++) {

@@ -46,6 +46,8 @@ interface App {
   /** Resolves with the first match of `pattern` on stdout, waiting for more output. */
   readonly output: (pattern: RegExp) => Promise<RegExpMatchArray>
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves once the app has exited and all its output has been read. */
+  readonly closed: Promise<void>
 }
 
 /** Starts the app; it is killed by its pid after the test if it is still running. */
@@ -62,6 +64,7 @@ const startApp = (env: Record<string, string>): App => {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal }))
   )
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()))
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       process.kill(child.pid!, "SIGKILL")
@@ -87,7 +90,7 @@ const startApp = (env: Record<string, string>): App => {
       })
     })
 
-  return { child, stdout: () => stdout, output, exited }
+  return { child, stdout: () => stdout, output, exited, closed }
 }
 
 /** Fails with `what` unless `promise` settles within `ms` milliseconds. */
@@ -167,6 +170,16 @@ describe("examples/scraper/main.ts", () => {
     expect(entry).toMatch(/^ {2}status: succeeded$/m)
     expect(entry).toMatch(/^ {2}queue: scrapes$/m)
     expect(entry).toMatch(/^ {2}durationMs: \d+$/m)
+  })
+
+  it("refuses to start on a bad setting: exits 1 naming the variable, value and rule", async () => {
+    const app = startApp({ HOST: "127.0.0.1", PORT: "0", SCRAPE_ATTEMPTS: "0" })
+    expect(await within(10_000, "refusing to start", app.exited)).toEqual({ code: 1, signal: null })
+    await app.closed
+    expect(app.stdout()).toContain(
+      '(Invalid data at SCRAPE_ATTEMPTS: "must be a positive integer; got 0")'
+    )
+    expect(app.stdout()).not.toContain("Listening on")
   })
 
   it("exits on SIGTERM even with a client stuck halfway through a request", async () => {

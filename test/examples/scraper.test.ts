@@ -1,12 +1,23 @@
 import type { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Either, Exit, Fiber, Schema, type Scope, TestClock } from "effect"
+import {
+  Cause,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Schema,
+  type Scope,
+  TestClock
+} from "effect"
 import { readFileSync } from "node:fs"
 import * as Http from "node:http"
 import { listenLocal } from "./localServer.js"
 import { extractProduct } from "../../examples/scraper/extract.js"
-import { Product, ScrapeError, ScrapeRequest } from "../../examples/scraper/Product.js"
+import { isPermanent, Product, ScrapeError, ScrapeRequest } from "../../examples/scraper/Product.js"
 import { scrape } from "../../examples/scraper/scrape.js"
 
 const fixture = (name: string): string =>
@@ -198,6 +209,35 @@ describe("ScrapeRequest", () => {
   })
 })
 
+describe("isPermanent", () => {
+  const error = (reason: ScrapeError["reason"], status?: number) =>
+    new ScrapeError(
+      status === undefined
+        ? { url: pageUrl, reason, message: reason }
+        : { url: pageUrl, reason, status, message: reason }
+    )
+
+  it("lets a timeout, a network error and a busy or failing server be retried", () => {
+    const transient = [
+      error("timeout"),
+      error("network"),
+      ...[408, 429, 500, 502, 503, 504].map((status) => error("http-status", status))
+    ]
+    expect(transient.filter(isPermanent)).toEqual([])
+  })
+
+  it("calls every other failure permanent", () => {
+    const permanent = [
+      ...[301, 400, 401, 403, 404, 410, 451].map((status) => error("http-status", status)),
+      error("invalid-url"),
+      error("too-large"),
+      error("not-html"),
+      error("no-product")
+    ]
+    expect(permanent.filter((e) => !isPermanent(e))).toEqual([])
+  })
+})
+
 interface TestServer {
   readonly url: (path: string) => string
   /** Completed when the server has received a request on `/slow`. */
@@ -371,10 +411,10 @@ describe("scrape", () => {
     }).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
 
-  it.effect("fails with network on a URL that cannot be requested, sending nothing", () =>
+  it.effect("fails with invalid-url on a URL that cannot be requested, sending nothing", () =>
     Effect.gen(function* () {
       const error = yield* scrapeError("not a url")
-      expect(error.reason).toBe("network")
+      expect(error.reason).toBe("invalid-url")
       expect(error.message).toContain("the URL is not valid")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
@@ -424,6 +464,19 @@ describe("scrape", () => {
       const error = yield* Fiber.join(fiber)
 
       expect(error.message).toContain("did not finish within 2000 ms")
+      yield* Deferred.await(server.slowClosed)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+  )
+
+  it.scoped("sets no limit of its own with a timeout of Duration.infinity", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer
+      const fiber = yield* Effect.fork(scrape(server.url("/slow"), { timeout: Duration.infinity }))
+      yield* Deferred.await(server.slowReceived)
+
+      yield* TestClock.adjust("365 days")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(fiber)
       yield* Deferred.await(server.slowClosed)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
