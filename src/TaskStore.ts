@@ -140,6 +140,8 @@ export const makeMemory = (
 
     const unsafeInsert = (record: TaskRecord): TaskRecord | undefined => {
       if (record.idempotencyKey !== undefined) {
+        // A finished task past its time no longer holds its key.
+        prune(clock.unsafeCurrentTimeMillis())
         const key = keyOf(record)
         const existing = keys.get(key)
         if (existing !== undefined) return existing

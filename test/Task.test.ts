@@ -48,8 +48,11 @@ describe("Task.toView", () => {
       queue: "q",
       status: "succeeded",
       attempt: 1,
+      maxAttempts: 3,
+      priority: 0,
       createdAt: "1970-01-01T00:00:00.000Z",
       startedAt: "1970-01-01T00:00:00.001Z",
+      runAt: null,
       finishedAt: "1970-01-01T00:00:00.002Z",
       result: { ok: true }
     })

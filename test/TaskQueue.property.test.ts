@@ -13,6 +13,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
   Deferred,
   Effect,
   Exit,
@@ -331,19 +332,19 @@ const run = ({ maxWorkers: initialWorkers, capacity, commands, shutdown }: Scena
     expect(left).toEqual([])
   }).pipe(Effect.scoped)
 
-const withDeadline = <A>(promise: Promise<A>): Promise<A> =>
+/** Runs a scenario; one that has not finished after 5 s fails, and is interrupted. */
+const withDeadline = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
   new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("scenario did not finish in 5 s")), 5_000)
-    promise.then(
-      (a) => {
-        clearTimeout(timer)
-        resolve(a)
-      },
-      (e) => {
-        clearTimeout(timer)
-        reject(e)
-      }
-    )
+    const fiber = Effect.runFork(effect)
+    const timer = setTimeout(() => {
+      Effect.runFork(Fiber.interrupt(fiber))
+      reject(new Error("scenario did not finish in 5 s"))
+    }, 5_000)
+    fiber.addObserver((exit) => {
+      clearTimeout(timer)
+      if (Exit.isSuccess(exit)) resolve(exit.value)
+      else reject(Cause.squash(exit.cause))
+    })
   })
 
 /**
@@ -358,16 +359,14 @@ const check = (runs: number, tiny: boolean) =>
   FastCheck.assert(
     FastCheck.asyncProperty(scenario, budget(tiny), (s, opsBeforeYield) =>
       withDeadline(
-        Effect.runPromise(
-          run(s).pipe(
-            (effect) =>
-              opsBeforeYield === undefined
-                ? effect
-                : Effect.withMaxOpsBeforeYield(effect, opsBeforeYield),
-            // Thousands of tasks end here; their log lines would drown the test output.
-            Logger.withMinimumLogLevel(LogLevel.None),
-            Effect.provide(TestContext.TestContext)
-          )
+        run(s).pipe(
+          (effect) =>
+            opsBeforeYield === undefined
+              ? effect
+              : Effect.withMaxOpsBeforeYield(effect, opsBeforeYield),
+          // Thousands of tasks end here; their log lines would drown the test output.
+          Logger.withMinimumLogLevel(LogLevel.None),
+          Effect.provide(TestContext.TestContext)
         )
       )
     ),

@@ -107,7 +107,13 @@ describe("TaskQueue", () => {
       yield* TestClock.adjust("100 millis")
       expect(state.done.toSorted()).toEqual([1, 2, 3, 4, 5])
       expect(state.maxRunning).toBe(2)
-      expect(yield* queue.stats).toEqual({ queued: 0, running: 0 })
+      expect(yield* queue.stats).toEqual({
+        queued: 0,
+        running: 0,
+        delayed: 0,
+        paused: false,
+        maxWorkers: 2
+      })
     })
   )
 
@@ -150,8 +156,11 @@ describe("TaskQueue", () => {
         queue: "life",
         status: "succeeded",
         attempt: 1,
+        maxAttempts: 3,
+        priority: 0,
         createdAt: "1970-01-01T00:00:01.000Z",
         startedAt: "1970-01-01T00:00:01.000Z",
+        runAt: null,
         finishedAt: "1970-01-01T00:00:01.050Z",
         result: "A"
       })
@@ -164,6 +173,8 @@ describe("TaskQueue", () => {
       const queue = yield* makeQueue({
         name: "faults",
         maxWorkers: 1,
+        // One attempt each: the first failure is the task's end.
+        retry: { maxAttempts: 1 },
         handler: (kind: "fail" | "die" | "throw" | "ok"): Effect.Effect<string, Boom> => {
           switch (kind) {
             case "fail":
@@ -242,7 +253,13 @@ describe("TaskQueue", () => {
       expect(interrupted).toBe(true)
       yield* yieldUntil(() => state.started.length === 2)
       expect(state.started).toEqual([1, 2])
-      expect(yield* queue.stats).toEqual({ queued: 0, running: 1 })
+      expect(yield* queue.stats).toEqual({
+        queued: 0,
+        running: 1,
+        delayed: 0,
+        paused: false,
+        maxWorkers: 1
+      })
       const view = queue.toView(yield* queue.get(first.id))
       expect(view.status).toBe("cancelled")
       expect(view.error).toEqual({
@@ -542,6 +559,7 @@ describe("TaskQueue", () => {
       // A store like a database's: every write is an effect that takes 10 ms.
       const slow = TaskStore.TaskStore.of({
         get: memory.get,
+        findKey: memory.findKey,
         list: memory.list,
         insert: (record) => Effect.zipRight(Effect.sleep("10 millis"), memory.insert(record)),
         update: (record) =>
@@ -570,7 +588,13 @@ describe("TaskQueue", () => {
       yield* TestClock.adjust("100 millis")
       yield* Fiber.join(second)
       yield* queue.awaitIdle
-      expect(yield* queue.stats).toEqual({ queued: 0, running: 0 })
+      expect(yield* queue.stats).toEqual({
+        queued: 0,
+        running: 0,
+        delayed: 0,
+        paused: false,
+        maxWorkers: 1
+      })
       expect(updates).toEqual(["succeeded", "succeeded"])
 
       // An enqueue whose write lands after the queue closed ends the task and says so.

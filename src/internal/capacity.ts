@@ -52,14 +52,18 @@ export class Capacity {
       const wait = Effect.async<void>((resume) => {
         ;(waiter as { resume: Waiter["resume"] }).resume = resume
         this.waiters.push(waiter)
-        return Effect.sync(() => {
-          if (!waiter.woken) this.waiters.splice(this.waiters.indexOf(waiter), 1)
-        })
       })
       return restore(wait).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
-            if (!waiter.woken) return
+            // Taken out here, not by a canceler of the async: Effect can
+            // interrupt the wait after it registered and before its canceler
+            // is in place, or before it registered at all.
+            if (!waiter.woken) {
+              const at = this.waiters.indexOf(waiter)
+              if (at >= 0) this.waiters.splice(at, 1)
+              return
+            }
             this.reserved -= 1
             this.roomMade()
           })

@@ -88,8 +88,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     let pending = 0
     let running = 0
     let idle: Deferred.Deferred<void> | undefined
+    /** Enqueues whose store insert is under way: they count against capacity. */
+    let inserting = 0
     const capacity =
-      config.capacity === undefined ? undefined : new Capacity(config.capacity, () => queued())
+      config.capacity === undefined
+        ? undefined
+        : new Capacity(config.capacity, () => queued() + inserting)
 
     const queued = () => pending - running
     const gauges = () => meter.gauges(pending - running, running)
@@ -219,12 +223,12 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     /**
      * The error a failed attempt is retried for, if it is: a typed error the
      * queue does not call permanent, a timeout, or a defect; never an
-     * interruption, a cancel, or the last attempt.
+     * interruption or the last attempt.
      */
     const retryInput = (entry: Entry, cause: Cause.Cause<unknown>): Option.Option<unknown> => {
       const progress = entry.p
       const { maxAttempts, isPermanent } = progress.extras?.settings ?? settings
-      if (progress.attempt >= maxAttempts || progress.reason !== undefined) return Option.none()
+      if (progress.attempt >= maxAttempts) return Option.none()
       const failure = Cause.failureOption(cause)
       if (Option.isSome(failure)) {
         const permanent =
@@ -268,19 +272,35 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       minimum: LogLevel.LogLevel
     ): Effect.Effect<void> => {
       if (Exit.isSuccess(exit)) return end(entry, exit, minimum)
-      const input = retryInput(entry, exit.cause)
+      // An isPermanent that throws, or a schedule that dies, ends the task
+      // with that defect beside the attempt's error, rather than the worker.
+      const broken = (cause: Cause.Cause<unknown>) =>
+        end(entry, Exit.failCause(Cause.sequential(exit.cause, cause)), minimum)
+      let input: Option.Option<unknown>
+      try {
+        input = retryInput(entry, exit.cause)
+      } catch (error) {
+        return broken(Cause.die(error))
+      }
       if (Option.isNone(input)) return end(entry, exit, minimum)
       const progress = entry.p
+      // A cancel that came as the attempt failed wins over its retry.
+      const cancelled = () => end(entry, Exit.interrupt(FiberId.none), minimum)
+      if (progress.reason !== undefined) return cancelled()
       const extras = entry.x
       const { schedule } = extras.settings ?? settings
       const now = clock.unsafeCurrentTimeMillis()
       const state = progress.attempt === 1 ? schedule.initial : extras.scheduleState
-      return Effect.flatMap(schedule.step(now, input.value, state), ([next, _, decision]) => {
-        if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
-        extras.scheduleState = next
-        // Whole milliseconds, as the record and its view show them.
-        const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
-        return requeue(entry, runAt, exit.cause)
+      return Effect.matchCauseEffect(schedule.step(now, input.value, state), {
+        onFailure: broken,
+        onSuccess: ([next, _, decision]) => {
+          if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
+          if (progress.reason !== undefined) return cancelled()
+          extras.scheduleState = next
+          // Whole milliseconds, as the record and its view show them.
+          const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
+          return requeue(entry, runAt, exit.cause)
+        }
       })
     }
 
@@ -478,7 +498,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       }
       const first = delayed.peek()
       if (first === undefined) return Queue.take(wake)
-      return Effect.timeoutOption(Queue.take(wake), first.dueAt - now)
+      // Effect's live clock never wakes from a sleep over 2^31 - 1 ms (about
+      // 24.8 days): sleep at most that long, then look again.
+      return Effect.timeoutOption(Queue.take(wake), Math.min(first.dueAt - now, 2 ** 31 - 1))
     })
     const timer = yield* timerStep.pipe(
       Effect.catchAllCause(recover("timer step")),
@@ -593,10 +615,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           placement = resolved.right
         }
         if (capacity !== undefined && !roomReserved && !capacity.hasRoom()) {
+          // A delay counts from this call, not from when room is found.
+          const later =
+            options?.delay === undefined
+              ? options
+              : { ...options, delay: undefined, runAt: placement?.runAt }
           const full =
             config.whenFull === "refuse"
               ? Effect.fail(QueueFull.of(name, capacity.size))
-              : capacity.waitForRoom(Effect.suspend(() => submit(args, options, true)))
+              : capacity.waitForRoom(Effect.suspend(() => submit(args, later, true)))
           // A repeated idempotency key gets its task back, full or not.
           const key = placement?.idempotencyKey
           if (key === undefined) return full
@@ -617,8 +644,16 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         // Once stored, the task is counted and either queued or, if the
         // queue closed meanwhile, ended: an interruption cannot split that.
+        const settled = Effect.sync(() => {
+          inserting -= 1
+          capacity?.roomMade()
+        })
+        const insert = Effect.suspend(() => {
+          inserting += 1
+          return store.insert(entry)
+        })
         return Effect.uninterruptible(
-          Effect.flatMap(store.insert(entry), (existing) => {
+          Effect.flatMap(insert, (existing) => {
             if (existing !== undefined) return Effect.succeed(handleOf(existing))
             if (!open) {
               pending += 1
@@ -630,7 +665,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             }
             accept(entry)
             return Effect.succeed(entry as TaskHandle<any, any>)
-          })
+          }).pipe(Effect.ensuring(settled))
         )
       })
 
