@@ -15,6 +15,7 @@ import {
   Fiber,
   FiberId,
   FiberRef,
+  FiberRefs,
   FiberSet,
   HashMap,
   LogLevel,
@@ -79,6 +80,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const gate = yield* Effect.makeLatch(true)
     const workers = yield* FiberSet.make<void>()
     const meter = new QueueMetrics(name)
+    // Attempt spans are made only under a tracer other than Effect's
+    // built-in one, which exports nothing; workers use the tracer in place here.
+    const tracing = yield* Effect.withFiberRuntime((fiber) =>
+      Effect.succeed(
+        fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
+          Context.get(fiber.getFiberRef(DefaultServices.currentServices), Tracer.Tracer) !==
+            builtInTracer
+      )
+    )
     const spanName = `TaskQueue/${name}/attempt`
 
     let open = true
@@ -321,6 +331,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       const loop = Effect.withFiberRuntime<void, never, R>((runtime) => {
         const fiber = runtime as WorkerFiber
         const fiberRefs = fiber.getFiberRefs()
+        const id = fiber.id()
         // A worker never changes its own log level, so this stays true for its life.
         const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
         const logAnnotations = HashMap.set(
@@ -328,12 +339,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           "queue",
           name
         )
+        // Most attempts are first attempts: one set per task instead of two.
+        const firstAttempt = HashMap.set(logAnnotations, "attempt", 1)
         const context = fiber.getFiberRef(FiberRef.currentContext)
         const services = fiber.getFiberRef(DefaultServices.currentServices)
         const tracer = Context.get(services, Tracer.Tracer)
-        // Effect's built-in tracer exports nothing: its spans would cost
-        // every attempt some microseconds for no reader.
-        const tracing = fiber.getFiberRef(FiberRef.currentTracerEnabled) && tracer !== builtInTracer
         const nanos = Context.get(services, Clock.Clock)
         let current: Entry = first
         let span: Tracer.Span | undefined
@@ -359,18 +369,27 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           return started
         }
 
-        /** Gives the fiber the task's log annotations, and its span as the current one. */
+        /**
+         * Gives the fiber the task's log annotations, and its span as the
+         * current one: its own FiberRefs with those replaced, in one step
+         * (`setFiberRef` would first compare the old annotations with the new,
+         * which costs as much again).
+         */
         const enter = (entry: Entry, span: Tracer.Span | undefined) => {
-          fiber.setFiberRef(
-            FiberRef.currentLogAnnotations,
-            HashMap.set(HashMap.set(logAnnotations, "taskId", entry.id), "attempt", entry.attempt)
+          const attempt = entry.attempt
+          const annotations = HashMap.set(
+            attempt === 1 ? firstAttempt : HashMap.set(logAnnotations, "attempt", attempt),
+            "taskId",
+            entry.id
           )
+          const locals = new Map(fiberRefs.locals)
+          locals.set(FiberRef.currentLogAnnotations, [[id, annotations]])
           if (span !== undefined) {
-            fiber.setFiberRef(
-              FiberRef.currentContext,
-              Context.add(context, Tracer.ParentSpan, span)
-            )
+            locals.set(FiberRef.currentContext, [
+              [id, Context.add(context, Tracer.ParentSpan, span)]
+            ])
           }
+          fiber.setFiberRefs(FiberRefs.unsafeMake(locals))
         }
 
         const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (token) =>
@@ -633,8 +652,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         const input = args.length === 1 ? args[0] : new Spread(args)
         const entry = new Entry(owner, nextId(now), now, input)
-        const span = fiber.currentSpan
-        if (span !== undefined) entry.x.span = span
+        if (tracing) {
+          const span = fiber.currentSpan
+          if (span !== undefined) entry.x.span = span
+        }
         if (placement !== undefined) Object.assign(entry.x, placement)
         if (unsafeInsert !== undefined) {
           const existing = unsafeInsert(entry)
