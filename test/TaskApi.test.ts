@@ -10,14 +10,9 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   Clock,
   Context,
-  Deferred,
   Effect,
   Exit,
-  FiberId,
-  HashMap,
   Layer,
-  Logger,
-  Option,
   Queue,
   Schema,
   Scope,
@@ -26,6 +21,7 @@ import {
 } from "effect"
 import { TaskApi, TaskQueue, TaskStore } from "effect-task-queue"
 import { createServer } from "node:http"
+import { captureLogs, RETRYING } from "./helpers.js"
 
 const Job = Schema.Struct({ n: Schema.Number.pipe(Schema.int()), ms: Schema.Number })
 type Job = typeof Job.Type
@@ -59,36 +55,14 @@ const makeJobs = (options: JobsOptions = {}) =>
     return { queue, started }
   })
 
-/** What the queue logs when a failed attempt will be tried again. */
-const RETRYING = "task attempt failed; it will be retried"
-
 /**
- * A logger, in place of the default one, that lets a test wait until a
+ * Log lines kept in place of the default logger, with a wait until a
  * task's `count`-th retry has been set.
  */
-const makeLogs = Effect.sync(() => {
-  const retries = new Map<unknown, number>()
-  const waiters: Array<() => boolean> = []
-  const logger = Logger.make(({ message, annotations }) => {
-    const text = Array.isArray(message) ? message[0] : message
-    if (text !== RETRYING) return
-    const id = Option.getOrUndefined(HashMap.get(annotations, "taskId"))
-    retries.set(id, (retries.get(id) ?? 0) + 1)
-    waiters.splice(0, waiters.length, ...waiters.filter((check) => !check()))
-  })
-  const retrying = (id: string, count: number) =>
-    Effect.suspend(() => {
-      const done = Deferred.unsafeMake<void>(FiberId.none)
-      const check = () => {
-        if ((retries.get(id) ?? 0) < count) return false
-        Deferred.unsafeDone(done, Exit.void)
-        return true
-      }
-      if (!check()) waiters.push(check)
-      return Deferred.await(done)
-    })
-  return { layer: Logger.replace(Logger.defaultLogger, logger), retrying }
-})
+const makeLogs = Effect.map(captureLogs, ({ layer, logged }) => ({
+  layer,
+  retrying: (id: string, count: number) => logged(RETRYING, id, count)
+}))
 
 /**
  * Serves the api on 127.0.0.1 on a free port, with `queue` behind it, and

@@ -16,35 +16,11 @@ import {
   TestClock
 } from "effect"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
+import { makeQueue, memory, statsAre, yieldUntil } from "./helpers.js"
 
-const memory = TaskStore.layerMemory()
-
-/**
- * Builds a queue in the test's scope with the in-memory store. Its shutdown
- * grace is 0 unless a test says otherwise: the test clock does not move
- * while a test's scope closes, so a grace period would never end there.
- */
-const makeQueue = <Args extends ReadonlyArray<any>, A, E, R>(
-  options: TaskQueue.Options<Args, A, E, R>
-) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(memory))
-
-/**
- * Lets the queue's fibers run until `condition` holds. It yields to the
- * scheduler (no clock involved) and fails the test if the condition never
- * becomes true.
- */
-const yieldUntil = (condition: () => Effect.Effect<boolean> | boolean) =>
-  Effect.gen(function* () {
-    for (let i = 0; i < 1000; i++) {
-      const result = condition()
-      if (typeof result === "boolean" ? result : yield* result) return
-      yield* Effect.yieldNow()
-    }
-    return yield* Effect.dieMessage("condition never held")
-  })
-
-const runningIs = (queue: { readonly stats: Effect.Effect<TaskQueue.Stats> }, n: number) => () =>
-  Effect.map(queue.stats, (stats) => stats.running === n)
+/** For `yieldUntil`: `n` tasks are running. */
+const runningIs = (queue: { readonly stats: Effect.Effect<TaskQueue.Stats> }, n: number) =>
+  statsAre(queue, { running: n })
 
 /** A handler that sleeps `ms` on the test clock and tracks how many run at once. */
 const tracked = () => {

@@ -21,7 +21,7 @@ import {
 } from "effect"
 import { TaskError } from "effect-task-queue"
 import * as Http from "node:http"
-import { Logs, LogsLive, RETRYING, SHUTTING_DOWN } from "./logs.js"
+import { Logs, LogsLive, RETRYING, SHUTTING_DOWN } from "../helpers.js"
 import { startStore } from "./store.js"
 import { ApiLive, AppLive, Scrapes } from "../../examples/scraper/app.js"
 

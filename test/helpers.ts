@@ -1,0 +1,172 @@
+/**
+ * What the tests share: a queue on the in-memory store, ways to let the
+ * queue's fibers run until something holds (never by moving the clock),
+ * handlers that note when they started, and log lines kept as events a
+ * test can wait for.
+ */
+import { expect } from "@effect/vitest"
+import {
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Option
+} from "effect"
+import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
+
+/** The in-memory store, as a layer. */
+export const memory = TaskStore.layerMemory()
+
+/**
+ * Builds a queue in the test's scope with the in-memory store. Its shutdown
+ * grace is 0 unless a test says otherwise: the test clock does not move
+ * while a test's scope closes, so a grace period would never end there.
+ */
+export const makeQueue = <Args extends ReadonlyArray<any>, A, E, R>(
+  options: TaskQueue.Options<Args, A, E, R>
+) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(memory))
+
+/**
+ * Lets the queue's fibers run until `condition` holds. It yields to the
+ * scheduler (no clock involved) and fails the test if the condition never
+ * becomes true.
+ */
+export const yieldUntil = (condition: () => Effect.Effect<boolean> | boolean) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 1000; i++) {
+      const result = condition()
+      if (typeof result === "boolean" ? result : yield* result) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage("condition never held")
+  })
+
+/** Gives the queue's fibers many turns, for checks that something did not happen. */
+export const settle = Effect.repeatN(Effect.yieldNow(), 100)
+
+type Stats = { readonly stats: Effect.Effect<TaskQueue.Stats> }
+
+/** For `yieldUntil`: the queue's stats hold every value in `expected`. */
+export const statsAre =
+  (queue: Stats, expected: Partial<TaskQueue.Stats>) => (): Effect.Effect<boolean> =>
+    Effect.map(queue.stats, (stats) =>
+      Object.entries(expected).every(
+        ([key, value]) => stats[key as keyof TaskQueue.Stats] === value
+      )
+    )
+
+/** For `yieldUntil`: the fiber has ended. */
+export const isDone = (fiber: Fiber.Fiber<unknown, unknown>) => () =>
+  Effect.map(Fiber.poll(fiber), Option.isSome)
+
+/** For `yieldUntil`: a forked fiber is suspended, such as an enqueue waiting for room. */
+export const isSuspended = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => () =>
+  Effect.map(fiber.status, (status) => status._tag === "Suspended")
+
+/** The option an `InvalidOption` names; any other outcome fails the test. */
+export const invalidOption = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.flip(effect), (error) => {
+    expect(error).toBeInstanceOf(TaskError.InvalidOption)
+    return (error as TaskError.InvalidOption).option
+  })
+
+/**
+ * A handler that takes a name and a duration: it notes the name and the
+ * clock when it starts, sleeps that long on the test clock, and returns
+ * the name.
+ */
+export const recorder = () => {
+  const starts: Array<readonly [string, number]> = []
+  const handler = (name: string, ms = 100) =>
+    Effect.gen(function* () {
+      starts.push([name, yield* Clock.currentTimeMillis])
+      yield* Effect.sleep(ms)
+      return name
+    })
+  const names = () => starts.map(([name]) => name)
+  return { starts, handler, names }
+}
+
+/**
+ * Records, per label, the instants at which a handler started: a handler
+ * calls `record(label)` first thing, and `of(label)` lists the instants.
+ */
+export const starts = () => {
+  const at = new Map<string, Array<number>>()
+  const record = (label: string) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        at.set(label, [...(at.get(label) ?? []), now])
+      })
+    )
+  return { at, record, of: (label: string) => at.get(label) ?? [] }
+}
+
+/** Log lines, as events a test can wait for. */
+export class Logs extends Context.Tag("test/Logs")<
+  Logs,
+  {
+    /** Completes once `count` lines with `message` were logged (for `taskId`, if given). */
+    readonly logged: (message: string, taskId?: string, count?: number) => Effect.Effect<void>
+    /** Every message logged so far. */
+    readonly messages: () => ReadonlyArray<string>
+  }
+>() {}
+
+/** What the queue logs when an attempt failed and the task will be tried again. */
+export const RETRYING = "task attempt failed; it will be retried"
+/** What the queue logs (at debug) as it begins to shut down. */
+export const SHUTTING_DOWN = "task queue shutting down"
+
+/**
+ * Keeps every log line's message and task id: `layer` puts the keeper in
+ * place of the default logger, and `logged` and `messages` read what it
+ * kept, as `Logs` does.
+ */
+export const captureLogs = Effect.sync(() => {
+  const lines: Array<{ readonly message: string; readonly taskId: unknown }> = []
+  const waiters: Array<() => boolean> = []
+  const count = (message: string, taskId: string | undefined) =>
+    lines.filter(
+      (line) => line.message === message && (taskId === undefined || line.taskId === taskId)
+    ).length
+  const logger = Logger.make(({ message, annotations }) => {
+    const first = Array.isArray(message) ? message[0] : message
+    lines.push({
+      message: String(first),
+      taskId: Option.getOrUndefined(HashMap.get(annotations, "taskId"))
+    })
+    waiters.splice(0, waiters.length, ...waiters.filter((check) => !check()))
+  })
+  const logged = (message: string, taskId?: string, times = 1) =>
+    Effect.suspend(() => {
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      const check = () => {
+        if (count(message, taskId) < times) return false
+        Deferred.unsafeDone(done, Exit.void)
+        return true
+      }
+      if (!check()) waiters.push(check)
+      return Deferred.await(done)
+    })
+  const messages = () => lines.map((line) => line.message)
+  return { logged, messages, layer: Logger.replace(Logger.defaultLogger, logger) }
+})
+
+/** Provides `Logs`, keeping every line from debug up in place of the default logger. */
+export const LogsLive = Layer.unwrapEffect(
+  Effect.map(captureLogs, ({ layer, logged, messages }) =>
+    Layer.mergeAll(
+      Layer.succeed(Logs, { logged, messages }),
+      layer,
+      Logger.minimumLogLevel(LogLevel.Debug)
+    )
+  )
+)
