@@ -39,8 +39,8 @@ const duration = (
 
 /** The queue's settings. */
 export const QueueConfig = Config.all({
-  /** Scrapes running at once; the queue itself checks the value. */
-  maxWorkers: Config.integer("MAX_WORKERS").pipe(Config.withDefault(3)),
+  /** Scrapes running at once. */
+  maxWorkers: positiveInteger("MAX_WORKERS").pipe(Config.withDefault(3)),
   /** How long one attempt at a scrape may take. */
   scrapeTimeout: duration(
     "SCRAPE_TIMEOUT",
@@ -62,10 +62,14 @@ export const QueueConfig = Config.all({
 /** Where the server listens; port 0 picks a free port (the log line says which). */
 export const ServerConfig = Config.all({
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.integer("PORT").pipe(
-    Config.validate({
-      message: "Expected a port number from 0 to 65535",
-      validation: (port) => port >= 0 && port <= 65535
+  port: Config.string("PORT").pipe(
+    Config.mapOrFail((text) => {
+      const port = Number(text)
+      return /^\s*\d+\s*$/.test(text) && port <= 65535
+        ? Either.right(port)
+        : Either.left(
+            ConfigError.InvalidData([], `must be a port number from 0 to 65535; got ${shown(text)}`)
+          )
     }),
     Config.withDefault(3000)
   )

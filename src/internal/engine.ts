@@ -42,6 +42,16 @@ import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js
 import { DelayHeap, ReadyLanes } from "./ready.js"
 
 const nextId = makeIdGenerator()
+
+/** A cause in one line: its first error's message. */
+const describeCause = (cause: Cause.Cause<unknown>): string => {
+  try {
+    const error = Cause.squash(cause)
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  } catch {
+    return "(an error that could not be read)"
+  }
+}
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** Options as `TaskQueue.make` has checked them. */
@@ -261,9 +271,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       entry.x.runAt = runAt
       gauges()
       place(entry)
-      const log = Effect.logInfo("task attempt failed; it will be retried", cause).pipe(
+      // The error's message only: a stack per retry of an expected failure is noise.
+      const log = Effect.logInfo("task attempt failed; it will be retried").pipe(
         Effect.annotateLogs({
           ...annotations(entry),
+          error: describeCause(cause),
           runAt: new Date(runAt).toISOString()
         })
       )

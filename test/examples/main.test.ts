@@ -173,13 +173,20 @@ describe("examples/scraper/main.ts", () => {
   })
 
   it("refuses to start on a bad setting: exits 1 naming the variable, value and rule", async () => {
-    const app = startApp({ HOST: "127.0.0.1", PORT: "0", SCRAPE_ATTEMPTS: "0" })
-    expect(await within(10_000, "refusing to start", app.exited)).toEqual({ code: 1, signal: null })
-    await app.closed
-    expect(app.stdout()).toContain(
-      '(Invalid data at SCRAPE_ATTEMPTS: "must be a positive integer; got 0")'
-    )
-    expect(app.stdout()).not.toContain("Listening on")
+    const cases = [
+      [{ SCRAPE_ATTEMPTS: "0" }, 'SCRAPE_ATTEMPTS: "must be a positive integer; got 0"'],
+      [{ PORT: "70000" }, 'PORT: "must be a port number from 0 to 65535; got 70000"']
+    ] as const
+    for (const [env, message] of cases) {
+      const app = startApp({ HOST: "127.0.0.1", PORT: "0", ...env })
+      expect(await within(10_000, "refusing to start", app.exited)).toEqual({
+        code: 1,
+        signal: null
+      })
+      await app.closed
+      expect(app.stdout()).toContain(`(Invalid data at ${message})`)
+      expect(app.stdout()).not.toContain("Listening on")
+    }
   })
 
   it("exits on SIGTERM even with a client stuck halfway through a request", async () => {
