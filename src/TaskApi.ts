@@ -106,7 +106,10 @@ export const TaskList = Schema.Struct({
 export const ListParams = Schema.Struct({
   status: Schema.optionalWith(
     TaskStatus.annotations({
-      message: () => "status must be one of queued, running, succeeded, failed, cancelled"
+      message: () => ({
+        message: "status must be one of queued, running, succeeded, failed, cancelled",
+        override: true
+      })
     }),
     { exact: true }
   ),
@@ -156,7 +159,11 @@ const makeGroup = <const Name extends string, P extends Schema.Schema.AnyNoConte
         .addSuccess(TaskView)
         .addError(TaskError.TaskNotFound, { status: 404 })
     )
-    .add(HttpApiEndpoint.get("list", tasks).setUrlParams(ListParams).addSuccess(TaskList))
+    .add(
+      HttpApiEndpoint.get("list", tasks)
+        .setUrlParams(ListParams.annotations({ parseOptions: { errors: "all" } }))
+        .addSuccess(TaskList)
+    )
     .add(
       HttpApiEndpoint.post("cancel", `${tasks}/:id/cancel`)
         .setPath(TaskPath)

@@ -197,8 +197,19 @@ describe("TaskApi", () => {
         expect(deep.status).toBe(400)
         expect(yield* json(deep)).toMatchObject({ _tag: "InvalidJson" })
 
-        const params = yield* get("/v0/tasks?status=bogus")
+        const params = yield* get("/v0/tasks?status=bogus&limit=0")
         expect(params.status).toBe(400)
+        // Every bad parameter is named, each once.
+        expect((yield* json(params)).issues).toEqual([
+          expect.objectContaining({
+            path: ["status"],
+            message: "status must be one of queued, running, succeeded, failed, cancelled"
+          }),
+          expect.objectContaining({
+            path: ["limit"],
+            message: "Expected a number between 1 and 1000, actual 0"
+          })
+        ])
       }).pipe(Effect.provide(context))
       expect((yield* queue.list()).items).toEqual([])
     })
