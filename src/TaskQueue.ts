@@ -203,6 +203,14 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
    * changing nothing, when the task had already ended.
    */
   readonly cancel: (id: string) => Effect.Effect<TaskStatus, TaskNotFound | TaskFinished>
+  /**
+   * Shuts the queue down now, as closing its scope would, and waits until it
+   * is done: enqueue fails with `QueueShutdown` at once, waiting tasks end
+   * `cancelled` (reason `"shutdown"`), running ones get `shutdownGrace`.
+   * Reads (`get`, `list`, `await`) go on working. The scope's close then has
+   * nothing left to do. Use it to drain a queue before what serves it stops.
+   */
+  readonly shutdown: Effect.Effect<void>
   /** Starts no more tasks until `resume`; running ones go on, enqueue still works. */
   readonly pause: Effect.Effect<void>
   readonly resume: Effect.Effect<void>

@@ -405,6 +405,41 @@ describe("TaskQueue", () => {
     })
   )
 
+  it.scoped("shuts down on request before its scope closes, and still answers reads", () =>
+    Effect.gen(function* () {
+      const queue = yield* makeQueue({
+        name: "shutdown-call",
+        maxWorkers: 1,
+        shutdownGrace: "10 seconds",
+        handler: (ms: number) => Effect.as(Effect.sleep(ms), ms)
+      })
+      const running = yield* queue.enqueue(3_000)
+      const waiting = yield* queue.enqueue(10)
+      yield* yieldUntil(runningIs(queue, 1))
+
+      // Two callers: both return once the queue is done, at the running task's end.
+      const first = yield* Effect.fork(queue.shutdown)
+      const second = yield* Effect.fork(queue.shutdown)
+      yield* yieldUntil(() =>
+        Effect.map(queue.get(waiting.id), (task) => task.status === "cancelled")
+      )
+      expect(yield* Effect.flip(queue.enqueue(1))).toBeInstanceOf(TaskError.QueueShutdown)
+      expect((yield* queue.get(running.id)).status).toBe("running")
+      expect((yield* queue.list()).items).toHaveLength(2)
+      expect(first.unsafePoll()).toBeNull()
+
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      expect(yield* queue.await(running.id)).toEqual(Exit.succeed(3_000))
+      expect(yield* queue.get(waiting.id)).toMatchObject({
+        status: "cancelled",
+        reason: "shutdown"
+      })
+      // Closing the scope later finds nothing left to do.
+    })
+  )
+
   it.effect("rejects bad options when the layer is built, naming option, value and rule", () =>
     Effect.gen(function* () {
       class Q extends Context.Tag("test/Q")<Q, TaskQueue.TaskQueue<[], void, never>>() {}

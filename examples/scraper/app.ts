@@ -110,21 +110,32 @@ export const ApiLive = makeApi({ draining: () => false, apiGone: Layer.empty })
 
 /**
  * Shutting the server down in steps, so that no request hangs: first idle
- * connections are closed and every answer asks its client to close; as soon
- * as the API stops serving, what still arrives is answered 503 (while running
- * scrapes have their SHUTDOWN_GRACE to finish), and two seconds later every
- * connection left is cut. The server closes last.
+ * connections are closed, every answer asks its client to close, and the
+ * queue shuts down while the API still serves (enqueues get 503 with
+ * Retry-After, reads go on) and running scrapes have their SHUTDOWN_GRACE;
+ * then the API stops, what still arrives is answered 503, and two seconds
+ * later every connection left is cut. The server closes last.
  */
-const shutdownSteps = (server: Http.Server): Shutdown & { readonly first: Layer.Layer<never> } => {
+const shutdownSteps = (
+  server: Http.Server
+): Shutdown & { readonly first: Layer.Layer<never, never, Scrapes> } => {
   let draining = false
   return {
     draining: () => draining,
+    // Released first: while running scrapes have their grace period the API
+    // still serves (reads answer, enqueues get 503 QueueShutdown), and every
+    // answer asks its client to close.
     first: Layer.scopedDiscard(
-      Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          draining = true
-          server.closeIdleConnections()
-        })
+      Effect.flatMap(Scrapes, (queue) =>
+        Effect.addFinalizer(() =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              draining = true
+              server.closeIdleConnections()
+            }),
+            queue.shutdown
+          )
+        )
       )
     ),
     apiGone: Layer.scopedDiscard(
@@ -156,9 +167,9 @@ export const AppLive = Layer.unwrapEffect(
   Effect.map(ServerConfig, (config) => {
     const server = Http.createServer()
     const steps = shutdownSteps(server)
-    // Released in this order (the reverse of how they are built): `first`,
-    // the API's server loop, `apiGone`, the routes, the queue (its grace
-    // period), the server.
+    // Released in this order (the reverse of how they are built): `first`
+    // (the queue's shutdown and grace period), the API's server loop,
+    // `apiGone`, the routes, the queue's scope, the server.
     return steps.first.pipe(
       Layer.provideMerge(makeApi(steps)),
       HttpServer.withLogAddress,

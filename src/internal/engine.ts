@@ -539,37 +539,49 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       Effect.forkScoped
     )
 
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function* () {
-        open = false
-        yield* Effect.logDebug("task queue shutting down").pipe(
-          Effect.annotateLogs({ queue: name, pending, running })
+    /**
+     * Shutting down, done once: by `shutdown` or by the scope's close,
+     * whichever comes first; the other waits for it to be over.
+     */
+    const closed = yield* Deferred.make<void>()
+    const shutdownSteps = Effect.gen(function* () {
+      open = false
+      yield* Effect.logDebug("task queue shutting down").pipe(
+        Effect.annotateLogs({ queue: name, pending, running })
+      )
+      capacity?.wakeAll()
+      yield* Fiber.interrupt(drain)
+      yield* Fiber.interrupt(timer)
+      const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), () => {
+        const waiting = [...lanes.takeAll(), ...delayed.takeAll()]
+        return Effect.forEach(waiting, cancelForShutdown, { discard: true })
+      })
+      // Tasks that never started end now; running ones get the grace
+      // period to finish (a worker stops after its task once the queue is
+      // closing), then whatever still runs is interrupted.
+      yield* cancelWaiting
+      if (running > 0 && shutdownGrace > 0) {
+        // This runs uninterruptibly: the wait must be interruptible for the
+        // timeout to end it.
+        yield* Effect.timeoutOption(
+          Effect.interruptible(FiberSet.awaitEmpty(workers)),
+          shutdownGrace
         )
-        capacity?.wakeAll()
-        yield* Fiber.interrupt(drain)
-        yield* Fiber.interrupt(timer)
-        const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), () => {
-          const waiting = [...lanes.takeAll(), ...delayed.takeAll()]
-          return Effect.forEach(waiting, cancelForShutdown, { discard: true })
-        })
-        // Tasks that never started end now; running ones get the grace
-        // period to finish (a worker stops after its task once the queue is
-        // closing), then whatever still runs is interrupted.
-        yield* cancelWaiting
-        if (running > 0 && shutdownGrace > 0) {
-          // Finalizers run uninterruptibly: the wait must be interruptible for
-          // the timeout to end it.
-          yield* Effect.timeoutOption(
-            Effect.interruptible(FiberSet.awaitEmpty(workers)),
-            shutdownGrace
-          )
-        }
-        yield* FiberSet.clear(workers)
-        // A task whose attempt failed during the grace period may be waiting for its retry.
-        yield* cancelWaiting
-        yield* Queue.shutdown(ready)
+      }
+      yield* FiberSet.clear(workers)
+      // A task whose attempt failed during the grace period may be waiting for its retry.
+      yield* cancelWaiting
+      yield* Queue.shutdown(ready)
+    })
+    let closing = false
+    const shutdown = Effect.uninterruptible(
+      Effect.suspend(() => {
+        if (closing) return Deferred.await(closed)
+        closing = true
+        return Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
       })
     )
+    yield* Effect.addFinalizer(() => shutdown)
 
     const lookup = (id: string): Effect.Effect<TaskRecord, TaskNotFound> =>
       Effect.flatMap(store.get(id), (record) =>
@@ -751,6 +763,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         }),
         gate.open
       ),
+      shutdown,
       resize: (n) =>
         Effect.flatMap(
           validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),

@@ -350,61 +350,65 @@ describe("the scraper app", () => {
       })
   )
 
-  it.scoped("on shutdown answers 503 at once while running scrapes finish, then closes", () =>
-    Effect.gen(function* () {
-      const store = yield* startStore
-      const scope = yield* Scope.make()
-      const env = { HOST: "127.0.0.1", PORT: "0", SHUTDOWN_GRACE: "30 seconds" }
-      const context = yield* Layer.buildWithScope(
-        AppLive.pipe(Layer.provideMerge(LogsLive), Layer.provide(environment(env))),
-        scope
-      )
-      const [scrapes, logs] = [Context.get(context, Scrapes), Context.get(context, Logs)]
-      const address = logs
-        .messages()
-        .map((message) => message.match(/^Listening on (http:\/\/127\.0\.0\.1:\d+)$/)?.[1])
-        .find((base) => base !== undefined)
-      expect(address).toBeDefined()
-      const client = Layer.effect(
-        HttpClient.HttpClient,
-        Effect.map(
+  it.scoped(
+    "on shutdown refuses scrapes with 503 at once, still answers reads while running scrapes finish, then closes",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* startStore
+        const scope = yield* Scope.make()
+        const env = { HOST: "127.0.0.1", PORT: "0", SHUTDOWN_GRACE: "30 seconds" }
+        const context = yield* Layer.buildWithScope(
+          AppLive.pipe(Layer.provideMerge(LogsLive), Layer.provide(environment(env))),
+          scope
+        )
+        const [scrapes, logs] = [Context.get(context, Scrapes), Context.get(context, Logs)]
+        const address = logs
+          .messages()
+          .map((message) => message.match(/^Listening on (http:\/\/127\.0\.0\.1:\d+)$/)?.[1])
+          .find((base) => base !== undefined)
+        expect(address).toBeDefined()
+        const client = Layer.effect(
           HttpClient.HttpClient,
-          HttpClient.mapRequest(HttpClientRequest.prependUrl(address!))
-        )
-      ).pipe(Layer.provide(NodeHttpClient.layerUndici))
-
-      yield* Effect.gen(function* () {
-        // On a connection of its own, which the shutdown's first step would close under a
-        // request that reused it.
-        const accepted = yield* HttpClient.execute(
-          HttpClientRequest.post("/v0/scrapes").pipe(
-            HttpClientRequest.bodyUnsafeJson({ url: store.url("/gate/slow") }),
-            HttpClientRequest.setHeader("connection", "close")
+          Effect.map(
+            HttpClient.HttpClient,
+            HttpClient.mapRequest(HttpClientRequest.prependUrl(address!))
           )
-        )
-        expect(accepted.status).toBe(202)
-        const { id } = yield* json(accepted)
-        yield* store.held(1)
+        ).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
-        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
-        yield* logs.logged(SHUTTING_DOWN)
-        // The API is gone; the queue waits for the running scrape.
-        const refused = yield* post("/v0/scrapes", { url: store.url("/products/barista-pro") })
-        expect(refused.status).toBe(503)
-        expect(refused.headers["retry-after"]).toBe("5")
-        expect(refused.headers["connection"]).toBe("close")
-        expect(yield* json(refused)).toEqual({
-          _tag: "ShuttingDown",
-          message: "The server is shutting down"
-        })
-        expect((yield* scrapes.get(id)).status).toBe("running")
+        yield* Effect.gen(function* () {
+          // On a connection of its own, which the shutdown's first step would close under a
+          // request that reused it.
+          const accepted = yield* HttpClient.execute(
+            HttpClientRequest.post("/v0/scrapes").pipe(
+              HttpClientRequest.bodyUnsafeJson({ url: store.url("/gate/slow") }),
+              HttpClientRequest.setHeader("connection", "close")
+            )
+          )
+          expect(accepted.status).toBe(202)
+          const { id } = yield* json(accepted)
+          yield* store.held(1)
 
-        yield* store.release
-        yield* Fiber.join(closing)
-        expect((yield* scrapes.get(id)).status).toBe("succeeded")
-        expect(store.requests("/products/barista-pro")).toBe(0)
-      }).pipe(Effect.provide(client))
-    })
+          const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+          yield* logs.logged(SHUTTING_DOWN)
+          // The queue takes no more and waits for the running scrape; the API
+          // still answers, asking each client to close its connection.
+          const refused = yield* post("/v0/scrapes", { url: store.url("/products/barista-pro") })
+          expect(refused.status).toBe(503)
+          expect(refused.headers["retry-after"]).toBe("5")
+          expect(refused.headers["connection"]).toBe("close")
+          expect(yield* json(refused)).toMatchObject({ _tag: "QueueShutdown", queue: "scrapes" })
+          const read = yield* get(`/v0/tasks/${id}`)
+          expect(read.status).toBe(200)
+          expect(read.headers["connection"]).toBe("close")
+          expect(yield* json(read)).toMatchObject({ id, status: "running" })
+          expect((yield* scrapes.get(id)).status).toBe("running")
+
+          yield* store.release
+          yield* Fiber.join(closing)
+          expect((yield* scrapes.get(id)).status).toBe("succeeded")
+          expect(store.requests("/products/barista-pro")).toBe(0)
+        }).pipe(Effect.provide(client))
+      })
   )
 
   it.scoped("cancels a running scrape and aborts its request", () =>
