@@ -186,7 +186,7 @@ export interface ViewSchemas<A, E> {
 }
 
 const isoOrNull = (date: Date | undefined): string | null =>
-  date === undefined ? null : date.toISOString()
+  date === undefined || Number.isNaN(date.getTime()) ? null : date.toISOString()
 
 /** A value as JSON can carry it: bigints as strings, cycles and functions named. */
 const toJson = (value: unknown): unknown => {

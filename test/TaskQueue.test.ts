@@ -421,7 +421,7 @@ describe("TaskQueue", () => {
       const first = yield* Effect.fork(queue.shutdown)
       const second = yield* Effect.fork(queue.shutdown)
       yield* yieldUntil(() =>
-        Effect.map(queue.get(waiting.id), (task) => task.status === "cancelled")
+        Effect.map(Effect.orDie(queue.get(waiting.id)), (task) => task.status === "cancelled")
       )
       expect(yield* Effect.flip(queue.enqueue(1))).toBeInstanceOf(TaskError.QueueShutdown)
       expect((yield* queue.get(running.id)).status).toBe("running")

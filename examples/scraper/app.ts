@@ -129,9 +129,11 @@ const shutdownSteps = (
       Effect.flatMap(Scrapes, (queue) =>
         Effect.addFinalizer(() =>
           Effect.zipRight(
+            // Idle keep-alive connections stay open: closing one could cut a
+            // request its client has just sent. Each answers once more, asking
+            // its client to close, or is cut after the API stops.
             Effect.sync(() => {
               draining = true
-              server.closeIdleConnections()
             }),
             queue.shutdown
           )

@@ -20,8 +20,15 @@ export class Capacity {
 
   constructor(
     readonly size: number,
-    private readonly queued: () => number
+    private readonly queued: () => number,
+    /** Called when a reservation ends, used or not. */
+    private readonly onRelease: () => void
   ) {}
+
+  /** Enqueues let in that have not stored their task yet. */
+  get reservations(): number {
+    return this.reserved
+  }
 
   /** Whether an enqueue may go ahead now: room, and no one waiting before it. */
   hasRoom(): boolean {
@@ -66,16 +73,20 @@ export class Capacity {
             }
             this.reserved -= 1
             this.roomMade()
+            this.onRelease()
           })
         ),
         Effect.zipRight(
-          Effect.suspend(() => {
-            this.reserved -= 1
-            return Effect.ensuring(
-              enqueue,
-              Effect.sync(() => this.roomMade())
-            )
-          })
+          // The room stays reserved until the task is in, so that the queue
+          // never looks idle between the two.
+          Effect.ensuring(
+            enqueue,
+            Effect.sync(() => {
+              this.reserved -= 1
+              this.roomMade()
+              this.onRelease()
+            })
+          )
         )
       )
     })

@@ -43,6 +43,9 @@ import { DelayHeap, ReadyLanes } from "./ready.js"
 
 const nextId = makeIdGenerator()
 
+/** The latest instant a `Date` can hold, in epoch milliseconds. */
+const MAX_TIME = 8.64e15
+
 /** A cause in one line: its first error's message. */
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   try {
@@ -113,9 +116,22 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const capacity =
       config.capacity === undefined
         ? undefined
-        : new Capacity(config.capacity, () => queued() + inserting)
+        : new Capacity(
+            config.capacity,
+            () => queued() + inserting,
+            () => checkIdle()
+          )
 
     const queued = () => pending - running
+
+    /** Nothing queued or running, and no enqueue let in that has yet to store its task. */
+    const isIdle = () => pending === 0 && (capacity === undefined || capacity.reservations === 0)
+    const checkIdle = () => {
+      if (idle !== undefined && isIdle()) {
+        Deferred.unsafeDone(idle, Exit.void)
+        idle = undefined
+      }
+    }
     const gauges = () => meter.gauges(pending - running, running)
 
     /** Puts a queued task where it waits: the lanes when due, else the delay heap. */
@@ -182,10 +198,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       gauges()
       if (!wasRunning) capacity?.roomMade()
       if (progress.outcome !== undefined) Deferred.unsafeDone(progress.outcome, Exit.succeed(exit))
-      if (pending === 0 && idle !== undefined) {
-        Deferred.unsafeDone(idle, Exit.void)
-        idle = undefined
-      }
+      checkIdle()
     }
 
     const annotations = (entry: Entry) => ({
@@ -265,7 +278,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       const progress = entry.p
       running -= 1
       meter.runTime.update(clock.unsafeCurrentTimeMillis() - progress.startedAt!)
-      meter.retried.update(1)
+      if (open) meter.retried.update(1)
       entry.status = "queued"
       progress.fiber = undefined
       entry.x.runAt = runAt
@@ -313,14 +326,24 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       const { schedule } = extras.settings ?? settings
       const now = clock.unsafeCurrentTimeMillis()
       const state = progress.attempt === 1 ? schedule.initial : extras.scheduleState
-      return Effect.matchCauseEffect(schedule.step(now, input.value, state), {
-        onFailure: broken,
+      // A step that throws is a defect; one that waits can be cancelled, or
+      // cut short by the end of the shutdown grace, like a handler.
+      const step = Effect.interruptible(
+        Effect.suspend(() => schedule.step(now, input.value, state))
+      )
+      return Effect.matchCauseEffect(step, {
+        onFailure: (cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? end(entry, Exit.failCause(cause), minimum)
+            : broken(cause),
         onSuccess: ([next, _, decision]) => {
           if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
           if (progress.reason !== undefined) return cancelled()
-          extras.scheduleState = next
-          // Whole milliseconds, as the record and its view show them.
+          // Whole milliseconds, as the record and its view show them; a time
+          // past what a Date can hold ends the retries.
           const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
+          if (!(runAt <= MAX_TIME)) return end(entry, exit, minimum)
+          extras.scheduleState = next
           return requeue(entry, runAt, exit.cause)
         }
       })
@@ -573,12 +596,17 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       yield* cancelWaiting
       yield* Queue.shutdown(ready)
     })
+    // The steps run on a fiber of their own, so that a caller that is
+    // interrupted (a handler of this very queue, at the grace's end) or stops
+    // waiting leaves them to finish.
     let closing = false
-    const shutdown = Effect.uninterruptible(
+    const shutdown = Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
-        if (closing) return Deferred.await(closed)
+        const done = restore(Deferred.await(closed))
+        if (closing) return done
         closing = true
-        return Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
+        const steps = Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
+        return Effect.zipRight(Effect.forkDaemon(steps), done)
       })
     )
     yield* Effect.addFinalizer(() => shutdown)
@@ -702,6 +730,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             if (existing !== undefined) return Effect.succeed(handleOf(existing))
             if (!open) {
               pending += 1
+              meter.enqueued.update(1)
               entry.p.reason = "shutdown"
               return Effect.zipRight(
                 finish(entry, Exit.interrupt(FiberId.none)),
@@ -774,7 +803,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             })
         ),
       awaitIdle: Effect.suspend(() => {
-        if (pending === 0) return Effect.void
+        if (isIdle()) return Effect.void
         idle ??= Deferred.unsafeMake(FiberId.none)
         return Deferred.await(idle)
       }),

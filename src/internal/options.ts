@@ -41,6 +41,8 @@ export interface Placement {
 }
 
 const MAX_PRIORITY = 1_000_000
+/** The latest instant a `Date` can hold, in epoch milliseconds. */
+const MAX_TIME = 8.64e15
 const MAX_KEY_LENGTH = 255
 
 const fail = (option: string, value: unknown, rule: string) =>
@@ -100,14 +102,16 @@ export const resolveEnqueueOptions = (
       return fail("delay", options.delay, "must be a non-negative duration")
     }
     const millis = Duration.toMillis(options.delay)
-    if (!Number.isFinite(millis)) return fail("delay", options.delay, "must be finite")
+    if (!(now + millis <= MAX_TIME)) {
+      return fail("delay", options.delay, "must end before the year 275760, as a Date can")
+    }
     runAt = now + millis
   }
   if (options.runAt !== undefined) {
     const at = options.runAt
     const millis =
       at instanceof Date ? at.getTime() : DateTime.isDateTime(at) ? DateTime.toEpochMillis(at) : at
-    if (typeof millis !== "number" || !Number.isFinite(millis)) {
+    if (typeof millis !== "number" || !(Math.abs(millis) <= MAX_TIME)) {
       return fail("runAt", at, "must be a valid Date, DateTime or epoch milliseconds")
     }
     runAt = millis
