@@ -195,7 +195,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       delayed.remove(entry)
       entry.input = undefined
       pending -= 1
-      gauges()
+      // Only the gauge that changed.
+      if (wasRunning) meter.running.update(running)
+      else meter.queued.update(pending - running)
       if (!wasRunning) capacity?.roomMade()
       if (progress.outcome !== undefined) Deferred.unsafeDone(progress.outcome, Exit.succeed(exit))
       checkIdle()
@@ -676,77 +678,85 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       options: EnqueueOptions<unknown> | undefined,
       roomReserved = false
     ): Effect.Effect<TaskHandle<any, any>, QueueShutdown | QueueFull | InvalidOption> =>
-      Effect.withFiberRuntime((fiber) => {
-        if (!open) return Effect.fail(QueueShutdown.of(name))
-        const now = clock.unsafeCurrentTimeMillis()
-        let placement: Placement | undefined
-        if (options !== undefined) {
-          const resolved = resolveEnqueueOptions(options, settings, now)
-          if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
-          placement = resolved.right
-        }
-        if (capacity !== undefined && !roomReserved && !capacity.hasRoom()) {
-          // A delay counts from this call, not from when room is found.
-          const later =
-            options?.delay === undefined
-              ? options
-              : { ...options, delay: undefined, runAt: placement?.runAt }
-          const full =
-            config.whenFull === "refuse"
-              ? Effect.fail(QueueFull.of(name, capacity.size))
-              : capacity.waitForRoom(Effect.suspend(() => submit(args, later, true)))
-          // A repeated idempotency key gets its task back, full or not.
-          const key = placement?.idempotencyKey
-          if (key === undefined) return full
-          return Effect.flatMap(store.findKey(name, key), (existing) =>
-            existing === undefined ? full : Effect.succeed(handleOf(existing))
+      tracing
+        ? Effect.withFiberRuntime((fiber) =>
+            insertWith(args, options, roomReserved, fiber.currentSpan)
           )
-        }
-        const input = args.length === 1 ? args[0] : new Spread(args)
-        const entry = new Entry(owner, nextId(now), now, input)
-        if (tracing) {
-          const span = fiber.currentSpan
-          if (span !== undefined) entry.x.span = span
-        }
-        if (placement !== undefined) Object.assign(entry.x, placement)
-        if (unsafeInsert !== undefined) {
-          const existing = unsafeInsert(entry)
+        : Effect.suspend(() => insertWith(args, options, roomReserved, undefined))
+
+    const insertWith = (
+      args: ReadonlyArray<unknown>,
+      options: EnqueueOptions<unknown> | undefined,
+      roomReserved: boolean,
+      span: Tracer.AnySpan | undefined
+    ): Effect.Effect<TaskHandle<any, any>, QueueShutdown | QueueFull | InvalidOption> => {
+      if (!open) return Effect.fail(QueueShutdown.of(name))
+      const now = clock.unsafeCurrentTimeMillis()
+      let placement: Placement | undefined
+      if (options !== undefined) {
+        const resolved = resolveEnqueueOptions(options, settings, now)
+        if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+        placement = resolved.right
+      }
+      if (capacity !== undefined && !roomReserved && !capacity.hasRoom()) {
+        // A delay counts from this call, not from when room is found.
+        const later =
+          options?.delay === undefined
+            ? options
+            : { ...options, delay: undefined, runAt: placement?.runAt }
+        const full =
+          config.whenFull === "refuse"
+            ? Effect.fail(QueueFull.of(name, capacity.size))
+            : capacity.waitForRoom(Effect.suspend(() => submit(args, later, true)))
+        // A repeated idempotency key gets its task back, full or not.
+        const key = placement?.idempotencyKey
+        if (key === undefined) return full
+        return Effect.flatMap(store.findKey(name, key), (existing) =>
+          existing === undefined ? full : Effect.succeed(handleOf(existing))
+        )
+      }
+      const input = args.length === 1 ? args[0] : new Spread(args)
+      const entry = new Entry(owner, nextId(now), now, input)
+      if (span !== undefined) entry.x.span = span
+      if (placement !== undefined) Object.assign(entry.x, placement)
+      if (unsafeInsert !== undefined) {
+        const existing = unsafeInsert(entry)
+        if (existing !== undefined) return Effect.succeed(handleOf(existing))
+        accept(entry)
+        return Effect.succeed(entry as TaskHandle<any, any>)
+      }
+      // Once stored, the task is counted and either queued or, if the
+      // queue closed meanwhile, ended: an interruption cannot split that.
+      const settled = Effect.sync(() => {
+        inserting -= 1
+        capacity?.roomMade()
+      })
+      const insert = Effect.suspend(() => {
+        inserting += 1
+        return store.insert(entry)
+      })
+      return Effect.uninterruptible(
+        Effect.flatMap(insert, (existing) => {
           if (existing !== undefined) return Effect.succeed(handleOf(existing))
+          if (!open) {
+            pending += 1
+            meter.enqueued.update(1)
+            entry.p.reason = "shutdown"
+            return Effect.zipRight(
+              finish(entry, Exit.interrupt(FiberId.none)),
+              Effect.fail(QueueShutdown.of(name))
+            )
+          }
           accept(entry)
           return Effect.succeed(entry as TaskHandle<any, any>)
-        }
-        // Once stored, the task is counted and either queued or, if the
-        // queue closed meanwhile, ended: an interruption cannot split that.
-        const settled = Effect.sync(() => {
-          inserting -= 1
-          capacity?.roomMade()
-        })
-        const insert = Effect.suspend(() => {
-          inserting += 1
-          return store.insert(entry)
-        })
-        return Effect.uninterruptible(
-          Effect.flatMap(insert, (existing) => {
-            if (existing !== undefined) return Effect.succeed(handleOf(existing))
-            if (!open) {
-              pending += 1
-              meter.enqueued.update(1)
-              entry.p.reason = "shutdown"
-              return Effect.zipRight(
-                finish(entry, Exit.interrupt(FiberId.none)),
-                Effect.fail(QueueShutdown.of(name))
-              )
-            }
-            accept(entry)
-            return Effect.succeed(entry as TaskHandle<any, any>)
-          }).pipe(Effect.ensuring(settled))
-        )
-      })
+        }).pipe(Effect.ensuring(settled))
+      )
+    }
 
     const accept = (entry: Entry) => {
       pending += 1
       meter.enqueued.update(1)
-      gauges()
+      meter.queued.update(pending - running)
       place(entry)
     }
 
