@@ -358,8 +358,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
      *
      * Between two tasks it leaves nothing of the first to the second: the
      * task's Scope is closed and the fibers it forked and left running are
-     * interrupted before the task counts as ended, and its FiberRefs are put
-     * back. It stops after a task that was cancelled or that interrupted it
+     * interrupted before the task counts as ended, and the next task starts
+     * from the worker's own FiberRefs, not the last one's. It stops after a task that was cancelled or that interrupted it
      * (the interruption must not reach the next task), and once the queue is
      * closing, paused, or has more workers than it may.
      */
@@ -440,8 +440,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
         const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
           const ended = conclude(entry, exit, minimumLogLevel)
+          // No need to put the FiberRefs back here: the next task's `enter`
+          // sets the worker's own with that task's annotations, in one step.
           interrupted = fiber.isInterrupted()
-          if (!interrupted) fiber.setFiberRefs(fiberRefs)
           // `open` may change while an effectful store writes: decide after it.
           return ended === Effect.void
             ? goOn(entry)
