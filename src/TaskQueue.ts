@@ -9,6 +9,7 @@ import { Duration, Effect, Either, Layer, Schedule } from "effect"
 import * as Engine from "./internal/engine.js"
 import { metrics as queueMetrics } from "./internal/observe.js"
 import {
+  orDefault,
   isNonNegativeDuration,
   isObject,
   isPositiveInteger,
@@ -300,19 +301,19 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const shutdownGrace = yield* validate(
       "shutdownGrace",
-      options.shutdownGrace ?? "10 seconds",
+      orDefault(options.shutdownGrace, "10 seconds"),
       "must be a non-negative duration",
       isNonNegativeDuration
     )
     const timeout = yield* validate(
       "timeout",
-      options.timeout ?? Duration.infinity,
+      orDefault(options.timeout, Duration.infinity),
       "must be a positive duration",
       (input) => isNonNegativeDuration(input) && Duration.toMillis(input) > 0
     )
     const settings = yield* Either.match(
       resolveRetry(
-        options.retry ?? {},
+        orDefault(options.retry, {}),
         {
           maxAttempts: 3,
           schedule: defaultRetrySchedule,
@@ -334,7 +335,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
           )
     const whenFull = yield* validate(
       "whenFull",
-      options.whenFull ?? "wait",
+      orDefault(options.whenFull, "wait"),
       'must be "wait" or "refuse"',
       (s) => s === "wait" || s === "refuse"
     )

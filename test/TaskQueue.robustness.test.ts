@@ -11,6 +11,26 @@ import { TaskError, TaskQueue } from "effect-task-queue"
 import { makeQueue, memory, settle, statsAre, yieldUntil } from "./helpers.js"
 
 describe("TaskQueue with misbehaving code", () => {
+  it.scoped("refuses null where an option may only be left out, naming it", () =>
+    Effect.gen(function* () {
+      const base = { name: "nulls", maxWorkers: 1, handler: () => Effect.void }
+      for (const option of ["retry", "timeout", "shutdownGrace", "whenFull", "capacity"]) {
+        const error = yield* Effect.flip(
+          makeQueue({ ...base, [option]: null } as unknown as typeof base)
+        )
+        expect(error).toBeInstanceOf(TaskError.InvalidOption)
+        expect((error as TaskError.InvalidOption).option).toBe(option)
+      }
+      const queue = yield* makeQueue(base)
+      for (const option of ["priority", "delay", "runAt", "timeout", "retry", "idempotencyKey"]) {
+        const error = yield* Effect.flip(queue.enqueueWith({ [option]: null } as never))
+        expect(error).toBeInstanceOf(TaskError.InvalidOption)
+        expect((error as TaskError.InvalidOption).option).toBe(option)
+      }
+      expect((yield* queue.list()).items).toEqual([])
+    })
+  )
+
   it.scoped("fails a task whose retry schedule throws, and frees its worker", () =>
     Effect.gen(function* () {
       const throwing = Schedule.makeWithState(0, () => {

@@ -12,6 +12,13 @@ export const validate = <A>(
 ): Effect.Effect<A, InvalidOption> =>
   test(value) ? Effect.succeed(value) : Effect.fail(InvalidOption.of(option, value, rule))
 
+/**
+ * The value, or the default when it is missing (`undefined`): a `null` is
+ * kept, so that the option's rule refuses it rather than taking the default.
+ */
+export const orDefault = <A, B>(value: A | undefined, fallback: B): A | B =>
+  value === undefined ? fallback : value
+
 export const isPositiveInteger = (n: unknown): boolean =>
   typeof n === "number" && Number.isSafeInteger(n) && n >= 1
 
@@ -63,7 +70,7 @@ export const resolveRetry = (
   if (input === undefined) return Either.right(base)
   if (!isObject(input)) return fail(prefix, input, "must be an object")
   const retry = input as RetryOptions<unknown>
-  const maxAttempts = retry.maxAttempts ?? base.maxAttempts
+  const maxAttempts = orDefault(retry.maxAttempts, base.maxAttempts)
   if (!isPositiveInteger(maxAttempts)) {
     return fail(`${prefix}.maxAttempts`, maxAttempts, "must be a positive integer")
   }
@@ -89,7 +96,7 @@ export const resolveEnqueueOptions = (
 ): Either.Either<Placement, InvalidOption> => {
   if (!isObject(input)) return fail("options", input, "must be an object")
   const options = input as EnqueueOptions<unknown>
-  const priority = options.priority ?? 0
+  const priority = orDefault(options.priority, 0)
   if (!Number.isSafeInteger(priority) || Math.abs(priority) > MAX_PRIORITY) {
     return fail("priority", priority, `must be an integer from -${MAX_PRIORITY} to ${MAX_PRIORITY}`)
   }
