@@ -4,24 +4,10 @@ import { Effect, Exit, FastCheck, TestClock } from "effect"
 import type { Task } from "effect-task-queue"
 import { TaskStore } from "effect-task-queue"
 import { IdIndex } from "../src/internal/idIndex.js"
+import { record as conformanceRecord } from "./storeConformance.js"
 
-let counter = 0
-/** A record as a queue would insert it; ids sort in the order they are made. */
-const record = (queue = "q"): Types.Mutable<Task.TaskRecord> => ({
-  id: `01TEST${String(counter++).padStart(20, "0")}` as Task.TaskId,
-  queue,
-  status: "queued",
-  attempt: 0,
-  createdAt: 0,
-  startedAt: undefined,
-  finishedAt: undefined,
-  exit: undefined,
-  reason: undefined,
-  priority: 0,
-  runAt: undefined,
-  maxAttempts: 1,
-  idempotencyKey: undefined
-})
+/** A record as a queue would insert it, finishing at most one attempt. */
+const record = (queue = "q") => conformanceRecord(queue, { createdAt: 0, maxAttempts: 1 })
 
 const finish = (
   store: TaskStore.TaskStore["Type"],
