@@ -5,7 +5,6 @@
 import type { Schema } from "effect"
 import {
   Cause,
-  Clock,
   Context,
   DefaultServices,
   Deferred,
@@ -15,9 +14,7 @@ import {
   Fiber,
   FiberId,
   FiberRef,
-  FiberRefs,
   FiberSet,
-  HashMap,
   LogLevel,
   Option,
   Queue,
@@ -33,18 +30,17 @@ import { QueueFull, QueueShutdown, TaskFinished, TaskNotFound, TaskTimeout } fro
 import type { EnqueueOptions, TaskHandle, TaskQueue } from "../TaskQueue.js"
 import * as TaskStore from "../TaskStore.js"
 import { Capacity } from "./capacity.js"
-import type { Owner, Settings, WorkerFiber } from "./entry.js"
-import { awaitEntry, Entry, invoke, Spread, TaskScope } from "./entry.js"
+import type { Owner, Settings } from "./entry.js"
+import { awaitEntry, Entry, Spread } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
-import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
+import { isPositiveInteger, MAX_TIME, resolveEnqueueOptions, validate } from "./options.js"
 import { DelayHeap, ReadyLanes } from "./ready.js"
+import type { Host } from "./worker.js"
+import { work } from "./worker.js"
 
 const nextId = makeIdGenerator()
-
-/** The latest instant a `Date` can hold, in epoch milliseconds. */
-const MAX_TIME = 8.64e15
 
 /** A cause in one line: its first error's message. */
 const describeCause = (cause: Cause.Cause<unknown>): string => {
@@ -95,14 +91,13 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const meter = new QueueMetrics(name)
     // Attempt spans are made only under a tracer other than Effect's
     // built-in one, which exports nothing; workers use the tracer in place here.
-    const tracing = yield* Effect.withFiberRuntime((fiber) =>
+    const tracing = yield* Effect.withFiberRuntime<boolean>((fiber) =>
       Effect.succeed(
         fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
           Context.get(fiber.getFiberRef(DefaultServices.currentServices), Tracer.Tracer) !==
             builtInTracer
       )
     )
-    const spanName = `TaskQueue/${name}/attempt`
 
     let open = true
     let paused = false
@@ -351,165 +346,23 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       })
     }
 
-    /**
-     * A worker holds one permit: it runs its first task, then goes on with
-     * the next ready one while there is one, and gives the permit back when
-     * it ends, however it ends. It runs uninterruptibly but for the handler.
-     *
-     * Between two tasks it leaves nothing of the first to the second: the
-     * task's Scope is closed and the fibers it forked and left running are
-     * interrupted before the task counts as ended, and the next task starts
-     * from the worker's own FiberRefs, not the last one's. It stops after a task that was cancelled or that interrupted it
-     * (the interruption must not reach the next task), and once the queue is
-     * closing, paused, or has more workers than it may.
-     */
-    const work = (first: Entry): Effect.Effect<void, never, R> => {
-      const scope = new TaskScope()
-      const loop = Effect.withFiberRuntime<void, never, R>((runtime) => {
-        const fiber = runtime as WorkerFiber
-        const fiberRefs = fiber.getFiberRefs()
-        const id = fiber.id()
-        // A worker never changes its own log level, so this stays true for its life.
-        const minimumLogLevel = fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
-        const logAnnotations = HashMap.set(
-          fiber.getFiberRef(FiberRef.currentLogAnnotations),
-          "queue",
-          name
-        )
-        // Most attempts are first attempts: one set per task instead of two.
-        const firstAttempt = HashMap.set(logAnnotations, "attempt", 1)
-        const context = fiber.getFiberRef(FiberRef.currentContext)
-        const services = fiber.getFiberRef(DefaultServices.currentServices)
-        const tracer = Context.get(services, Tracer.Tracer)
-        const nanos = Context.get(services, Clock.Clock)
-        let current: Entry = first
-        let span: Tracer.Span | undefined
-
-        /**
-         * Starts the attempt's span, a child of the span that enqueued the
-         * task (else of the worker's), and makes it the handler's current span.
-         */
-        const startSpan = (entry: Entry, parent: Tracer.AnySpan | undefined) => {
-          const started = tracer.span(
-            spanName,
-            parent === undefined
-              ? Context.getOption(context, Tracer.ParentSpan)
-              : Option.some(parent),
-            Context.empty(),
-            [],
-            nanos.unsafeCurrentTimeNanos(),
-            "consumer"
-          )
-          started.attribute("task.id", entry.id)
-          started.attribute("task.queue", name)
-          started.attribute("task.attempt", entry.attempt)
-          return started
-        }
-
-        /**
-         * Gives the fiber the task's log annotations, and its span as the
-         * current one: its own FiberRefs with those replaced, in one step
-         * (`setFiberRef` would first compare the old annotations with the new,
-         * which costs as much again).
-         */
-        const enter = (entry: Entry, span: Tracer.Span | undefined) => {
-          const attempt = entry.attempt
-          const annotations = HashMap.set(
-            attempt === 1 ? firstAttempt : HashMap.set(logAnnotations, "attempt", attempt),
-            "taskId",
-            entry.id
-          )
-          const locals = new Map(fiberRefs.locals)
-          locals.set(FiberRef.currentLogAnnotations, [[id, annotations]])
-          if (span !== undefined) {
-            locals.set(FiberRef.currentContext, [
-              [id, Context.add(context, Tracer.ParentSpan, span)]
-            ])
-          }
-          fiber.setFiberRefs(FiberRefs.unsafeMake(locals))
-        }
-
-        const next: Effect.Effect<void, never, R> = Effect.flatMap(Queue.poll(ready), (token) =>
-          Option.isNone(token) ? Effect.void : step(lanes.shift()!)
-        )
-        let interrupted = false
-        const goOn = (entry: Entry) =>
-          entry.reason !== undefined || interrupted || !open || paused || live > maxWorkers
-            ? Effect.void
-            : next
-
-        const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
-          const ended = conclude(entry, exit, minimumLogLevel)
-          // No need to put the FiberRefs back here: the next task's `enter`
-          // sets the worker's own with that task's annotations, in one step.
-          interrupted = fiber.isInterrupted()
-          // `open` may change while an effectful store writes: decide after it.
-          return ended === Effect.void
-            ? goOn(entry)
-            : Effect.zipRight(
-                ended,
-                Effect.suspend(() => goOn(entry))
-              )
-        }
-
-        /** Closes what the task left open, then records its end. */
-        const done = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
-          if (span !== undefined) span.end(nanos.unsafeCurrentTimeNanos(), exit)
-          const closing = scope.end(exit)
-          const children = fiber.getChildren()
-          if (closing === undefined && children.size === 0) return record(entry, exit)
-          const cleanup = Effect.zipRight(
-            closing ?? Effect.void,
-            Fiber.interruptAll(Array.from(children))
-          )
-          return Effect.flatMap(Effect.exit(cleanup), (closed) =>
-            record(
-              entry,
-              Exit.isSuccess(closed)
-                ? exit
-                : Exit.failCause(
-                    Exit.isSuccess(exit) ? closed.cause : Cause.sequential(exit.cause, closed.cause)
-                  )
-            )
-          )
-        }
-
-        const onEnd = {
-          onSuccess: (value: unknown) =>
-            done(current, value === undefined ? Exit.void : Exit.succeed(value)),
-          onFailure: (cause: Cause.Cause<unknown>) => done(current, Exit.failCause(cause))
-        }
-        const step = (entry: Entry): Effect.Effect<void, never, R> => {
-          if (!open) return cancelForShutdown(entry)
-          if (entry.status !== "queued") return next
-          if (paused || live > maxWorkers) {
-            // Paused or resized down since this worker took the task: it goes
-            // back to the front of its lane, and the worker stops.
-            lanes.unshift(entry, entry.priority)
-            Queue.unsafeOffer(ready, TOKEN)
-            return Effect.void
-          }
-          begin(entry, fiber)
-          if (entry.reason !== undefined) return record(entry, Exit.interrupt(fiber.id()))
-          current = entry
-          scope.start()
-          const progress = entry.p
-          span = tracing ? startSpan(entry, progress.extras?.span) : undefined
-          enter(entry, span)
-          // The input stays until the task ends: a retry needs it again.
-          let run = invoke(handler, entry) as Effect.Effect<unknown, unknown, R>
-          const timeout = (progress.extras?.settings ?? settings).timeout
-          if (timeout !== undefined) {
-            run = Effect.timeoutFail(run, {
-              duration: timeout,
-              onTimeout: () => TaskTimeout.of(timeout)
-            })
-          }
-          return Effect.matchCauseEffect(Effect.interruptible(run), onEnd)
-        }
-        return step(first)
-      })
-      return Effect.provideService(loop, Scope.Scope, scope)
+    const host: Host<R> = {
+      name,
+      handler: handler as Host<R>["handler"],
+      settings,
+      tracing,
+      poll: Effect.map(Queue.poll(ready), (token) =>
+        Option.isNone(token) ? undefined : lanes.shift()
+      ),
+      isOpen: () => open,
+      mustWait: () => paused || live > maxWorkers,
+      putBack: (entry) => {
+        lanes.unshift(entry, entry.priority)
+        Queue.unsafeOffer(ready, TOKEN)
+      },
+      begin,
+      conclude,
+      cancelForShutdown
     }
 
     const release = Effect.suspend(() => {
@@ -531,7 +384,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             return permits.release(1)
           }
           live += 1
-          return FiberSet.run(workers, Effect.ensuring(work(lanes.shift()!), release))
+          return FiberSet.run(workers, Effect.ensuring(work(host, lanes.shift()!), release))
         })
       )
     )

@@ -49,7 +49,7 @@ export interface Placement {
 
 const MAX_PRIORITY = 1_000_000
 /** The latest instant a `Date` can hold, in epoch milliseconds. */
-const MAX_TIME = 8.64e15
+export const MAX_TIME = 8.64e15
 const MAX_KEY_LENGTH = 255
 
 const fail = (option: string, value: unknown, rule: string) =>
