@@ -36,21 +36,13 @@ import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
 import { isPositiveInteger, MAX_TIME, resolveEnqueueOptions, validate } from "./options.js"
+import { annotations, describeCause, logEnd, retryInput } from "./attempt.js"
 import { DelayHeap, ReadyLanes } from "./ready.js"
 import type { Host } from "./worker.js"
 import { work } from "./worker.js"
 
 const nextId = makeIdGenerator()
 
-/** A cause in one line: its first error's message. */
-const describeCause = (cause: Cause.Cause<unknown>): string => {
-  try {
-    const error = Cause.squash(cause)
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-  } catch {
-    return "(an error that could not be read)"
-  }
-}
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /** Options as `TaskQueue.make` has checked them. */
@@ -198,27 +190,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       checkIdle()
     }
 
-    const annotations = (entry: Entry) => ({
-      taskId: entry.id,
-      queue: name,
-      attempt: entry.attempt
-    })
-
-    /** The one line logged per finished task: at Info, or at Warning with the Cause when it failed. */
-    const logEnd = (entry: Entry, minimum: LogLevel.LogLevel): Effect.Effect<void> => {
-      const exit = entry.exit!
-      const failed = entry.status === "failed" && Exit.isFailure(exit)
-      if (LogLevel.lessThan(failed ? LogLevel.Warning : LogLevel.Info, minimum)) return Effect.void
-      const log = failed
-        ? Effect.logWarning("task failed", exit.cause)
-        : Effect.logInfo(`task ${entry.status}`)
-      return Effect.annotateLogs(log, {
-        ...annotations(entry),
-        status: entry.status,
-        durationMs: entry.finishedAt! - (entry.startedAt ?? entry.createdAt)
-      })
-    }
-
     /**
      * Records how a task ended, then stores and logs it: the store's
      * synchronous update when it has one, so the hot path adds no effect.
@@ -249,26 +220,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         entry.p.reason = "shutdown"
         return finish(entry, Exit.interrupt(FiberId.none))
       })
-
-    /**
-     * The error a failed attempt is retried for, if it is: a typed error the
-     * queue does not call permanent, a timeout, or a defect; never an
-     * interruption or the last attempt.
-     */
-    const retryInput = (entry: Entry, cause: Cause.Cause<unknown>): Option.Option<unknown> => {
-      const progress = entry.p
-      const { maxAttempts, isPermanent } = progress.extras?.settings ?? settings
-      if (progress.attempt >= maxAttempts) return Option.none()
-      const failure = Cause.failureOption(cause)
-      if (Option.isSome(failure)) {
-        const permanent =
-          isPermanent !== undefined &&
-          !(failure.value instanceof TaskTimeout) &&
-          isPermanent(failure.value)
-        return permanent ? Option.none() : failure
-      }
-      return Cause.dieOption(cause)
-    }
 
     /** Puts a task whose attempt failed back in the queue, to run at `runAt`. */
     const requeue = (entry: Entry, runAt: number, cause: Cause.Cause<unknown>) => {
@@ -310,7 +261,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         end(entry, Exit.failCause(Cause.sequential(exit.cause, cause)), minimum)
       let input: Option.Option<unknown>
       try {
-        input = retryInput(entry, exit.cause)
+        input = retryInput(entry, exit.cause, settings)
       } catch (error) {
         return broken(Cause.die(error))
       }
