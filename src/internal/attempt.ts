@@ -2,9 +2,10 @@
  * How an attempt's end reads: whether it is worth a retry, and the lines
  * logged for it.
  */
-import { Cause, Effect, Exit, LogLevel, Option } from "effect"
+import { Cause, Effect, Exit, FiberId, LogLevel, Option, ScheduleDecision, ScheduleIntervals } from "effect"
 import { TaskTimeout } from "../TaskError.js"
 import type { Entry, Settings } from "./entry.js"
+import { MAX_TIME } from "./options.js"
 
 /** A cause in one line: its first error's message. */
 export const describeCause = (cause: Cause.Cause<unknown>): string => {
@@ -61,4 +62,56 @@ export const retryInput = (
     return permanent ? Option.none() : failure
   }
   return Cause.dieOption(cause)
+}
+
+/** What becomes of a failed attempt: the task's end with this exit, or a retry. */
+export type Decision =
+  | { readonly _tag: "end"; readonly exit: Exit.Exit<unknown, unknown> }
+  | { readonly _tag: "retry"; readonly runAt: number; readonly state: unknown }
+
+const endWith = (exit: Exit.Exit<unknown, unknown>): Decision => ({ _tag: "end", exit })
+
+/**
+ * Decides a failed attempt: a retry when the policy allows one and the
+ * retry schedule goes on from `state`, else the end. An `isPermanent` that
+ * throws, or a schedule that dies, ends the task with that defect beside
+ * the attempt's error; a cancel that came as the attempt failed wins over
+ * its retry; a step that waits can be interrupted, like a handler.
+ */
+export const decide = (
+  entry: Entry,
+  failure: Exit.Failure<unknown, unknown>,
+  queueSettings: Settings,
+  now: number,
+  state: (schedule: Settings["schedule"]) => unknown
+): Effect.Effect<Decision> => {
+  const broken = (cause: Cause.Cause<unknown>) =>
+    endWith(Exit.failCause(Cause.sequential(failure.cause, cause)))
+  let input: Option.Option<unknown>
+  try {
+    input = retryInput(entry, failure.cause, queueSettings)
+  } catch (error) {
+    return Effect.succeed(broken(Cause.die(error)))
+  }
+  if (Option.isNone(input)) return Effect.succeed(endWith(failure))
+  const progress = entry.p
+  const cancelled = endWith(Exit.interrupt(FiberId.none))
+  if (progress.reason !== undefined) return Effect.succeed(cancelled)
+  const { schedule } = progress.extras?.settings ?? queueSettings
+  const step = Effect.interruptible(
+    Effect.suspend(() => schedule.step(now, input.value, state(schedule)))
+  )
+  return Effect.matchCause(step, {
+    onFailure: (cause): Decision =>
+      Cause.isInterruptedOnly(cause) ? endWith(Exit.failCause(cause)) : broken(cause),
+    onSuccess: ([next, _, decision]): Decision => {
+      if (ScheduleDecision.isDone(decision)) return endWith(failure)
+      if (progress.reason !== undefined) return cancelled
+      // Whole milliseconds, as the record and its view show them; a time
+      // past what a Date can hold ends the retries.
+      const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
+      if (!(runAt <= MAX_TIME)) return endWith(failure)
+      return { _tag: "retry", runAt, state: next }
+    }
+  })
 }

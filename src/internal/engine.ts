@@ -19,8 +19,6 @@ import {
   Option,
   Queue,
   Scope,
-  ScheduleDecision,
-  ScheduleIntervals,
   Tracer
 } from "effect"
 import type { TaskRecord, TaskStatus } from "../Task.js"
@@ -35,8 +33,8 @@ import { awaitEntry, Entry, Spread } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
-import { isPositiveInteger, MAX_TIME, resolveEnqueueOptions, validate } from "./options.js"
-import { annotations, describeCause, logEnd, retryInput } from "./attempt.js"
+import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
+import { annotations, decide, describeCause, logEnd } from "./attempt.js"
 import { DelayHeap, ReadyLanes } from "./ready.js"
 import type { Host } from "./worker.js"
 import { work } from "./worker.js"
@@ -255,45 +253,13 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       minimum: LogLevel.LogLevel
     ): Effect.Effect<void> => {
       if (Exit.isSuccess(exit)) return end(entry, exit, minimum)
-      // An isPermanent that throws, or a schedule that dies, ends the task
-      // with that defect beside the attempt's error, rather than the worker.
-      const broken = (cause: Cause.Cause<unknown>) =>
-        end(entry, Exit.failCause(Cause.sequential(exit.cause, cause)), minimum)
-      let input: Option.Option<unknown>
-      try {
-        input = retryInput(entry, exit.cause, settings)
-      } catch (error) {
-        return broken(Cause.die(error))
-      }
-      if (Option.isNone(input)) return end(entry, exit, minimum)
-      const progress = entry.p
-      // A cancel that came as the attempt failed wins over its retry.
-      const cancelled = () => end(entry, Exit.interrupt(FiberId.none), minimum)
-      if (progress.reason !== undefined) return cancelled()
-      const extras = entry.x
-      const { schedule } = extras.settings ?? settings
       const now = clock.unsafeCurrentTimeMillis()
-      const state = progress.attempt === 1 ? schedule.initial : extras.scheduleState
-      // A step that throws is a defect; one that waits can be cancelled, or
-      // cut short by the end of the shutdown grace, like a handler.
-      const step = Effect.interruptible(
-        Effect.suspend(() => schedule.step(now, input.value, state))
-      )
-      return Effect.matchCauseEffect(step, {
-        onFailure: (cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? end(entry, Exit.failCause(cause), minimum)
-            : broken(cause),
-        onSuccess: ([next, _, decision]) => {
-          if (ScheduleDecision.isDone(decision)) return end(entry, exit, minimum)
-          if (progress.reason !== undefined) return cancelled()
-          // Whole milliseconds, as the record and its view show them; a time
-          // past what a Date can hold ends the retries.
-          const runAt = Math.max(now, Math.ceil(ScheduleIntervals.start(decision.intervals)))
-          if (!(runAt <= MAX_TIME)) return end(entry, exit, minimum)
-          extras.scheduleState = next
-          return requeue(entry, runAt, exit.cause)
-        }
+      const state = (schedule: Settings["schedule"]) =>
+        entry.p.attempt === 1 ? schedule.initial : entry.x.scheduleState
+      return Effect.flatMap(decide(entry, exit, settings, now, state), (decision) => {
+        if (decision._tag === "end") return end(entry, decision.exit, minimum)
+        entry.x.scheduleState = decision.state
+        return requeue(entry, decision.runAt, exit.cause)
       })
     }
 
