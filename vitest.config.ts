@@ -3,9 +3,16 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   resolve: {
-    alias: {
-      "effect-task-queue": fileURLToPath(new URL("./src/index.ts", import.meta.url))
-    }
+    alias: [
+      {
+        find: /^effect-task-queue$/,
+        replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url))
+      },
+      {
+        find: /^effect-task-queue\/SqlTaskStore$/,
+        replacement: fileURLToPath(new URL("./src/SqlTaskStore.ts", import.meta.url))
+      }
+    ]
   },
   test: {
     include: ["test/**/*.test.ts"],

@@ -4,8 +4,9 @@
  *
  * @since 0.1.0
  */
-import type { Context, DateTime, Exit, Schema, Scope } from "effect"
-import { Duration, Effect, Either, Layer, Schedule } from "effect"
+import type { Context, DateTime, Exit, Scope } from "effect"
+import { Duration, Effect, Either, Layer, Schedule, Schema } from "effect"
+import * as Durable from "./internal/durable.js"
 import * as Engine from "./internal/engine.js"
 import { metrics as queueMetrics } from "./internal/observe.js"
 import {
@@ -125,6 +126,22 @@ export interface Options<Args extends ReadonlyArray<any>, A, E, R> {
    * default) suspends until there is room; `"refuse"` fails with `QueueFull`.
    */
   readonly whenFull?: "wait" | "refuse" | undefined
+  /**
+   * The Schema of the handler's one argument. Required on a durable store,
+   * which keeps payloads as this Schema's encoded JSON.
+   */
+  readonly payload?: Schema.Schema<Args[0], any> | undefined
+  /**
+   * Durable stores: how long a claim holds without renewal; a running task
+   * whose claim runs out is taken back by any instance. The owner renews it
+   * every third of this. Default 30 seconds.
+   */
+  readonly lease?: Duration.DurationInput | undefined
+  /**
+   * Durable stores: how often the store is read for tasks that no enqueue of
+   * this process announced (enqueued by another process). Default 1 second.
+   */
+  readonly pollInterval?: Duration.DurationInput | undefined
 }
 
 /**
@@ -339,7 +356,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       'must be "wait" or "refuse"',
       (s) => s === "wait" || s === "refuse"
     )
-    return yield* Engine.make({
+    const config = {
       name,
       maxWorkers,
       handler,
@@ -348,7 +365,40 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       settings,
       capacity,
       whenFull
-    })
+    }
+    const store = yield* TaskStore.TaskStore
+    if (store.durable === undefined) return yield* Engine.make(config)
+    const payload = yield* validate(
+      "payload",
+      options.payload,
+      "must be a Schema: a durable store keeps payloads as the Schema's encoded JSON",
+      Schema.isSchema
+    )
+    const positive = (
+      option: string,
+      input: Duration.DurationInput | undefined,
+      fallback: Duration.DurationInput
+    ): Effect.Effect<number, InvalidOption> =>
+      Effect.map(
+        validate(
+          option,
+          orDefault(input, fallback),
+          "must be a positive, finite duration",
+          (d) =>
+            isNonNegativeDuration(d) &&
+            Duration.toMillis(d) > 0 &&
+            Duration.isFinite(Duration.decode(d))
+        ),
+        Duration.toMillis
+      )
+    const lease = yield* positive("lease", options.lease, "30 seconds")
+    const pollInterval = yield* positive("pollInterval", options.pollInterval, "1 second")
+    return yield* Durable.makeDurable(
+      config,
+      { payload: payload as Schema.Schema<any, any>, lease, pollInterval },
+      store,
+      store.durable
+    )
   })
 
 /**

@@ -67,8 +67,128 @@ export class TaskStore extends Context.Tag("effect-task-queue/TaskStore")<
      */
     readonly unsafeInsert?: ((record: TaskRecord) => TaskRecord | undefined) | undefined
     readonly unsafeUpdate?: ((record: TaskRecord) => void) | undefined
+    /**
+     * Present on stores that keep tasks across restarts: queues then claim
+     * their work from the store rather than keeping it in memory.
+     */
+    readonly durable?: Durable | undefined
   }
 >() {}
+
+/**
+ * A task as a durable store keeps it: the record, with its payload and
+ * outcome as JSON text, and its claim.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoredTask extends TaskRecord {
+  /** The payload, encoded by the queue's payload Schema, as JSON text. */
+  readonly payload: string
+  /** `{ "result": ... }` or `{ "error": ... }` as JSON text, once the task ended. */
+  readonly outcome: string | undefined
+  /** The instance (and boot) that claimed the task, while it runs. */
+  readonly owner: string | undefined
+  /** Until when the owner's claim holds unless renewed, in epoch milliseconds. */
+  readonly leaseUntil: number | undefined
+  /** The task's own timeout per attempt in milliseconds, if it has one. */
+  readonly timeout: number | undefined
+  /** When the task is next due: its `runAt`, else when it was enqueued. */
+  readonly dueAt: number
+  /** Whether a cancel was asked for by an instance that does not run it. */
+  readonly cancelRequested: boolean
+}
+
+/**
+ * A queue's change of a task it claimed, kept only while the claim is still
+ * its own (owner and attempt unchanged): a late write from a lost claim is
+ * refused.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Write =
+  | {
+      readonly _tag: "end"
+      readonly id: string
+      readonly owner: string
+      readonly attempt: number
+      readonly status: TaskStatus
+      readonly startedAt: number | undefined
+      readonly finishedAt: number
+      readonly outcome: string
+      readonly reason: string | undefined
+    }
+  | {
+      readonly _tag: "retry"
+      readonly id: string
+      readonly owner: string
+      readonly attempt: number
+      readonly startedAt: number | undefined
+      readonly runAt: number
+    }
+  | {
+      /** Back to queued without counting the attempt: the claim is given up. */
+      readonly _tag: "release"
+      readonly id: string
+      readonly owner: string
+      readonly attempt: number
+      readonly runAt: number | undefined
+    }
+
+/**
+ * What a durable store does for the queues that claim from it. Every write
+ * is durable when its effect succeeds.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Durable {
+  /**
+   * Keeps a new task with its encoded payload, in the caller's transaction
+   * if it has one; or gives back the task that already holds its key.
+   */
+  readonly insert: (
+    record: TaskRecord,
+    payload: string,
+    timeout: number | undefined
+  ) => Effect.Effect<StoredTask | undefined>
+  /**
+   * One step of a queue's feeder, in one transaction: applies its writes,
+   * then claims at most `claim` due tasks for `owner`.
+   */
+  readonly step: (input: {
+    readonly queue: string
+    readonly owner: string
+    readonly now: number
+    readonly leaseUntil: number
+    readonly claim: number
+    readonly writes: ReadonlyArray<Write>
+  }) => Effect.Effect<{
+    readonly claimed: ReadonlyArray<StoredTask>
+    readonly refused: ReadonlyArray<Write>
+  }>
+  /** Applies writes in one transaction; gives back those refused. */
+  readonly apply: (writes: ReadonlyArray<Write>) => Effect.Effect<ReadonlyArray<Write>>
+  /** When the queue's next queued task is due, if it has one. */
+  readonly nextDue: (queue: string) => Effect.Effect<number | undefined>
+  /** Cancels a task that is queued; false when it is not (any more). */
+  readonly cancelQueued: (id: string, now: number, outcome: string) => Effect.Effect<boolean>
+  /** Asks the instance running a task to cancel it; false when it is not running. */
+  readonly requestCancel: (id: string) => Effect.Effect<boolean>
+  /** Extends the claims of `owner`; gives back the ids whose cancel was asked for. */
+  readonly renew: (
+    queue: string,
+    owner: string,
+    leaseUntil: number
+  ) => Effect.Effect<ReadonlyArray<string>>
+  /** The queue's running tasks, whoever runs them. */
+  readonly running: (queue: string) => Effect.Effect<ReadonlyArray<StoredTask>>
+  readonly counts: (
+    queue: string,
+    now: number
+  ) => Effect.Effect<{ readonly queued: number; readonly delayed: number; readonly running: number }>
+}
 
 /**
  * How long the in-memory store keeps finished tasks.

@@ -1,0 +1,453 @@
+/**
+ * The store on `@effect/sql`: task records in a `tasks` table, created by
+ * numbered migrations, that queues claim work from in transactions. Written
+ * for SQLite; what differs between dialects is kept in `dialect` below.
+ *
+ * @since 0.2.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { Scope } from "effect"
+import { Duration, Effect, Layer, Schedule } from "effect"
+import { isNonNegativeDuration, isObject, validate } from "./internal/options.js"
+import type { TaskId, TaskRecord, TaskStatus } from "./Task.js"
+import type { InvalidOption } from "./TaskError.js"
+import { TaskStore } from "./TaskStore.js"
+import type { ListQuery, TaskPage, Durable, StoredTask, Write } from "./TaskStore.js"
+
+/**
+ * @since 0.2.0
+ * @category options
+ */
+export interface Options {
+  /** Finished tasks kept at most; the oldest go first. Default 100,000. */
+  readonly maxFinished?: number | undefined
+  /** Finished tasks are deleted this long after they finish. Default 7 days. */
+  readonly finishedTtl?: Duration.DurationInput | undefined
+  /** How often the retention fiber looks for finished tasks to delete. Default 1 minute. */
+  readonly pruneInterval?: Duration.DurationInput | undefined
+}
+
+const MAX_PAGE = 1_000
+const DEFAULT_PAGE = 100
+/** Rows deleted per statement by the retention fiber, which yields between them. */
+const PRUNE_BATCH = 500
+
+const migrations = Migrator.fromRecord({
+  "1_create_tasks": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.all([
+      sql`CREATE TABLE tasks (
+        id TEXT PRIMARY KEY NOT NULL,
+        queue TEXT NOT NULL,
+        status TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        timeout_ms INTEGER,
+        priority INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        run_at INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        owner TEXT,
+        lease_until INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        outcome TEXT,
+        reason TEXT,
+        idempotency_key TEXT
+      )`,
+      // The claim: the next due tasks of a queue, highest priority first.
+      sql`CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id)
+        WHERE status = 'queued'`,
+      sql`CREATE INDEX tasks_list ON tasks (queue, id)`,
+      sql`CREATE INDEX tasks_running ON tasks (queue, owner) WHERE status = 'running'`,
+      sql`CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL`,
+      sql`CREATE UNIQUE INDEX tasks_key ON tasks (queue, idempotency_key)
+        WHERE idempotency_key IS NOT NULL`
+    ])
+  )
+})
+
+const runMigrations = Migrator.make({})({ loader: migrations, table: "task_queue_migrations" })
+
+interface Row {
+  readonly id: string
+  readonly queue: string
+  readonly status: string
+  readonly payload: string
+  readonly attempt: number
+  readonly max_attempts: number
+  readonly timeout_ms: number | null
+  readonly priority: number
+  readonly created_at: number
+  readonly due_at: number
+  readonly run_at: number | null
+  readonly started_at: number | null
+  readonly finished_at: number | null
+  readonly owner: string | null
+  readonly lease_until: number | null
+  readonly cancel_requested: number
+  readonly outcome: string | null
+  readonly reason: string | null
+  readonly idempotency_key: string | null
+}
+
+const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
+
+/** A row as the queue reads it. Its fields are checked by the queue, which owns the task. */
+const fromRow = (row: Row): StoredTask => ({
+  id: row.id as TaskId,
+  queue: row.queue,
+  status: row.status as TaskStatus,
+  attempt: Number(row.attempt),
+  createdAt: Number(row.created_at),
+  startedAt: orUndefined(row.started_at),
+  finishedAt: orUndefined(row.finished_at),
+  exit: undefined,
+  reason: orUndefined(row.reason),
+  priority: Number(row.priority),
+  runAt: orUndefined(row.run_at),
+  maxAttempts: Number(row.max_attempts),
+  idempotencyKey: orUndefined(row.idempotency_key),
+  payload: row.payload,
+  outcome: orUndefined(row.outcome),
+  owner: orUndefined(row.owner),
+  leaseUntil: orUndefined(row.lease_until),
+  timeout: orUndefined(row.timeout_ms),
+  dueAt: Number(row.due_at),
+  cancelRequested: Number(row.cancel_requested) !== 0
+})
+
+/** Orders claimed rows as the claim picked them: priority, then due time, then id. */
+const claimOrder = (a: StoredTask, b: StoredTask) =>
+  b.priority - a.priority || a.dueAt - b.dueAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+const isBusy = (error: SqlError): boolean => {
+  const cause = error.cause as { readonly code?: unknown } | undefined
+  const code = typeof cause?.code === "string" ? cause.code : ""
+  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")
+}
+
+/**
+ * Makes the store: runs the migrations, then starts the retention fiber in
+ * the caller's scope.
+ *
+ * SQLite is set up for a server: WAL, `synchronous = NORMAL` (a commit is
+ * durable once the WAL is checkpointed; a power cut can lose the last
+ * commits, a process crash cannot), and a busy timeout of 5 seconds. A write
+ * that still finds the file locked is tried again, so "database is locked"
+ * never reaches a caller; any other database error is a defect.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (
+  input: Options = {}
+): Effect.Effect<
+  TaskStore["Type"],
+  InvalidOption | SqlError | Migrator.MigrationError,
+  SqlClient.SqlClient | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const options = yield* validate("options", input, "must be an object", isObject)
+    const maxFinished = yield* validate(
+      "maxFinished",
+      options.maxFinished ?? 100_000,
+      "must be a non-negative integer",
+      (n) => Number.isSafeInteger(n) && n >= 0
+    )
+    const ttl = yield* validate(
+      "finishedTtl",
+      options.finishedTtl ?? "7 days",
+      "must be a non-negative duration",
+      isNonNegativeDuration
+    ).pipe(Effect.map(Duration.toMillis))
+    const pruneEvery = yield* validate(
+      "pruneInterval",
+      options.pruneInterval ?? "1 minute",
+      "must be a positive duration",
+      (d) => isNonNegativeDuration(d) && Duration.toMillis(d) > 0
+    )
+    const sql = yield* SqlClient.SqlClient
+    const clock = yield* Effect.clock
+
+    yield* sql.onDialectOrElse({
+      sqlite: () =>
+        Effect.all([
+          sql.unsafe("PRAGMA busy_timeout = 5000"),
+          sql.unsafe("PRAGMA synchronous = NORMAL")
+        ]),
+      orElse: () => Effect.void
+    })
+    yield* runMigrations.pipe(
+      Effect.retry({ while: (e) => e._tag === "SqlError" && isBusy(e), times: 20 })
+    )
+
+    /**
+     * Runs a statement or a transaction: tried again while the file is
+     * locked by another process, then any other error is a defect.
+     */
+    const run = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A> =>
+      effect.pipe(
+        Effect.retry({
+          while: isBusy,
+          schedule: Schedule.exponential("10 millis").pipe(Schedule.upTo("30 seconds"))
+        }),
+        Effect.orDie
+      )
+
+    const dialect = {
+      /** Claims the next due tasks of a queue, at most `limit`: one statement. */
+      claim: (queue: string, owner: string, now: number, leaseUntil: number, limit: number) =>
+        sql<Row>`UPDATE tasks
+          SET status = 'running', owner = ${owner}, lease_until = ${leaseUntil},
+            attempt = attempt + 1, started_at = ${now}, run_at = NULL
+          WHERE id IN (
+            SELECT id FROM tasks
+            WHERE queue = ${queue} AND status = 'queued' AND due_at <= ${now}
+            ORDER BY priority DESC, due_at, id LIMIT ${limit}
+          )
+          RETURNING *`
+    }
+
+    const getRow = (id: string) =>
+      Effect.map(sql<Row>`SELECT * FROM tasks WHERE id = ${id}`, (rows) =>
+        rows.length === 0 ? undefined : fromRow(rows[0]!)
+      )
+    const findKeyRow = (queue: string, key: string) =>
+      Effect.map(
+        sql<Row>`SELECT * FROM tasks WHERE queue = ${queue} AND idempotency_key = ${key}`,
+        (rows) => (rows.length === 0 ? undefined : fromRow(rows[0]!))
+      )
+
+    /** Writes one new task, or gives back the task that already holds its key. */
+    const insertRow = (record: TaskRecord, payload: string, timeout: number | undefined) =>
+      Effect.flatMap(
+        sql<{ readonly id: string }>`INSERT INTO tasks (id, queue, status, payload, attempt,
+            max_attempts, timeout_ms, priority, created_at, due_at, run_at, started_at,
+            finished_at, outcome, reason, idempotency_key)
+          VALUES (${record.id}, ${record.queue}, ${record.status}, ${payload}, ${record.attempt},
+            ${record.maxAttempts}, ${timeout ?? null}, ${record.priority}, ${record.createdAt},
+            ${record.runAt ?? record.createdAt}, ${record.runAt ?? null},
+            ${record.startedAt ?? null}, ${record.finishedAt ?? null}, ${null},
+            ${record.reason ?? null}, ${record.idempotencyKey ?? null})
+          ON CONFLICT DO NOTHING
+          RETURNING id`,
+        (rows): Effect.Effect<StoredTask | undefined, SqlError> => {
+          if (rows.length > 0) return Effect.succeed(undefined)
+          if (record.idempotencyKey === undefined) return Effect.die(`task ${record.id} exists`)
+          return Effect.flatMap(findKeyRow(record.queue, record.idempotencyKey), (existing) =>
+            existing === undefined
+              ? Effect.die(`task ${record.id} exists`)
+              : Effect.succeed(existing)
+          )
+        }
+      )
+
+    /** One write of the queue's: a compare-and-set on owner and attempt; its id if it took. */
+    const applyWrite = (write: Write): Effect.Effect<boolean, SqlError> => {
+      const matches = sql`id = ${write.id} AND owner = ${write.owner}
+        AND attempt = ${write.attempt} AND status = 'running'`
+      let statement
+      switch (write._tag) {
+        case "end":
+          statement = sql<{ readonly id: string }>`UPDATE tasks
+            SET status = ${write.status}, finished_at = ${write.finishedAt},
+              started_at = ${write.startedAt ?? null}, outcome = ${write.outcome},
+              reason = ${write.reason ?? null}, owner = NULL, lease_until = NULL, run_at = NULL
+            WHERE ${matches} RETURNING id`
+          break
+        case "retry":
+          statement = sql<{ readonly id: string }>`UPDATE tasks
+            SET status = 'queued', due_at = ${write.runAt}, run_at = ${write.runAt},
+              started_at = ${write.startedAt ?? null}, owner = NULL, lease_until = NULL
+            WHERE ${matches} RETURNING id`
+          break
+        case "release":
+          // Back in its place, as if this claim had not happened.
+          statement = sql<{ readonly id: string }>`UPDATE tasks
+            SET status = 'queued', attempt = attempt - 1, owner = NULL, lease_until = NULL,
+              run_at = ${write.runAt ?? null}
+            WHERE ${matches} RETURNING id`
+          break
+      }
+      return Effect.map(statement, (rows) => rows.length > 0)
+    }
+
+    const durable: Durable = {
+      insert: (record, payload, timeout) => run(insertRow(record, payload, timeout)),
+      step: ({ queue, owner, now, leaseUntil, claim, writes }) =>
+        run(
+          sql.withTransaction(
+            Effect.gen(function* () {
+              // Writes first: the transaction takes the write lock at its
+              // first statement, so another process makes it wait rather
+              // than fail.
+              const refused: Array<Write> = []
+              for (const write of writes) {
+                if (!(yield* applyWrite(write))) refused.push(write)
+              }
+              const claimed =
+                claim > 0
+                  ? (yield* dialect.claim(queue, owner, now, leaseUntil, claim))
+                      .map(fromRow)
+                      .sort(claimOrder)
+                  : []
+              return { claimed, refused }
+            })
+          )
+        ),
+      nextDue: (queue) =>
+        run(
+          Effect.map(
+            sql<{ readonly due: number | null }>`SELECT MIN(due_at) AS due FROM tasks
+              WHERE queue = ${queue} AND status = 'queued'`,
+            (rows) => orUndefined(rows[0]?.due ?? null) ?? undefined
+          )
+        ),
+      cancelQueued: (id, now, outcome) =>
+        run(
+          Effect.map(
+            sql<{ readonly id: string }>`UPDATE tasks
+              SET status = 'cancelled', finished_at = ${now}, reason = 'cancelled',
+                outcome = ${outcome}, run_at = NULL
+              WHERE id = ${id} AND status = 'queued' RETURNING id`,
+            (rows) => rows.length > 0
+          )
+        ),
+      requestCancel: (id) =>
+        run(
+          Effect.map(
+            sql<{ readonly id: string }>`UPDATE tasks SET cancel_requested = 1
+              WHERE id = ${id} AND status = 'running' RETURNING id`,
+            (rows) => rows.length > 0
+          )
+        ),
+      renew: (queue, owner, leaseUntil) =>
+        run(
+          Effect.map(
+            sql<{ readonly id: string; readonly cancel_requested: number }>`UPDATE tasks
+              SET lease_until = ${leaseUntil}
+              WHERE queue = ${queue} AND owner = ${owner} AND status = 'running'
+              RETURNING id, cancel_requested`,
+            (rows) => rows.filter((r) => Number(r.cancel_requested) !== 0).map((r) => r.id)
+          )
+        ),
+      running: (queue) =>
+        run(
+          Effect.map(
+            sql<Row>`SELECT * FROM tasks WHERE queue = ${queue} AND status = 'running'`,
+            (rows) => rows.map(fromRow)
+          )
+        ),
+      apply: (writes) =>
+        run(
+          sql.withTransaction(
+            Effect.forEach(writes, applyWrite).pipe(
+              Effect.map((took) => writes.filter((_, i) => !took[i]))
+            )
+          )
+        ),
+      counts: (queue, now) =>
+        run(
+          Effect.map(
+            sql<{
+              readonly queued: number | null
+              readonly delayed: number | null
+              readonly running: number | null
+            }>`SELECT
+                SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) AS queued,
+                SUM(CASE WHEN status = 'queued' AND due_at > ${now} THEN 1 ELSE 0 END) AS delayed,
+                SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running
+              FROM tasks WHERE queue = ${queue} AND status IN ('queued', 'running')`,
+            (rows) => ({
+              queued: Number(rows[0]?.queued ?? 0),
+              delayed: Number(rows[0]?.delayed ?? 0),
+              running: Number(rows[0]?.running ?? 0)
+            })
+          )
+        )
+    }
+
+    /** Deletes finished tasks past the age or the count, a batch at a time. */
+    const prune = Effect.gen(function* () {
+      const oldest = clock.unsafeCurrentTimeMillis() - ttl
+      while (true) {
+        const deleted = yield* run(
+          sql<{ readonly id: string }>`DELETE FROM tasks WHERE id IN (
+              SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ${oldest}
+              LIMIT ${PRUNE_BATCH}
+            ) RETURNING id`
+        )
+        if (deleted.length < PRUNE_BATCH) break
+        yield* Effect.yieldNow()
+      }
+      while (true) {
+        const deleted = yield* run(
+          sql<{ readonly id: string }>`DELETE FROM tasks WHERE id IN (
+              SELECT id FROM tasks WHERE finished_at IS NOT NULL
+              ORDER BY finished_at DESC, id DESC LIMIT ${PRUNE_BATCH} OFFSET ${maxFinished}
+            ) RETURNING id`
+        )
+        if (deleted.length < PRUNE_BATCH) break
+        yield* Effect.yieldNow()
+      }
+    })
+    yield* prune.pipe(
+      Effect.catchAllCause((cause) => Effect.logError("task store pruning failed", cause)),
+      Effect.zipRight(Effect.sleep(pruneEvery)),
+      Effect.forever,
+      Effect.forkScoped,
+      Effect.interruptible
+    )
+
+    const list = (query: ListQuery): Effect.Effect<TaskPage> => {
+      const limit = Number.isFinite(query.limit)
+        ? Math.max(1, Math.min(Math.floor(query.limit), MAX_PAGE))
+        : DEFAULT_PAGE
+      const after = query.cursor === undefined ? sql`` : sql`AND id > ${query.cursor}`
+      const status = query.status === undefined ? sql`` : sql`AND status = ${query.status}`
+      return run(
+        Effect.map(
+          sql<Row>`SELECT * FROM tasks WHERE queue = ${query.queue} ${status} ${after}
+            ORDER BY id LIMIT ${limit + 1}`,
+          (rows) => {
+            const items = rows.slice(0, limit).map(fromRow)
+            return { items, next: rows.length > limit ? items[items.length - 1]!.id : undefined }
+          }
+        )
+      )
+    }
+
+    return TaskStore.of({
+      insert: (record) => run(insertRow(record, "null", undefined)),
+      update: (record) =>
+        run(
+          sql`UPDATE tasks SET status = ${record.status}, attempt = ${record.attempt},
+              started_at = ${record.startedAt ?? null}, finished_at = ${record.finishedAt ?? null},
+              run_at = ${record.runAt ?? null}, due_at = ${record.runAt ?? record.createdAt},
+              reason = ${record.reason ?? null}
+            WHERE id = ${record.id}`.pipe(Effect.asVoid)
+        ),
+      get: (id) => run(getRow(id)),
+      findKey: (queue, key) => run(findKeyRow(queue, key)),
+      list,
+      durable
+    })
+  })
+
+/**
+ * The store as a layer, on the `SqlClient` the application provides.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<
+  TaskStore,
+  InvalidOption | SqlError | Migrator.MigrationError,
+  SqlClient.SqlClient
+> => Layer.scoped(TaskStore, make(options))

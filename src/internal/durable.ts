@@ -1,0 +1,963 @@
+/**
+ * The engine for a durable store. The store holds every task; this process
+ * holds only the tasks it has claimed. A feeder fiber claims due tasks while
+ * permits are free, in one transaction with the writes of the tasks that
+ * ended since its last step, and hands them to the same drain fiber and
+ * workers as the in-memory engine: a token per claimed task in a
+ * `Queue.unbounded`, a permit of a `Semaphore(maxWorkers)` per worker.
+ */
+import * as os from "node:os"
+import type { Schema } from "effect"
+import {
+  Cause,
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  FiberId,
+  FiberRef,
+  FiberSet,
+  LogLevel,
+  Option,
+  ParseResult,
+  Queue,
+  Scope
+} from "effect"
+import type { TaskRecord, TaskStatus } from "../Task.js"
+import * as Task from "../Task.js"
+import {
+  InvalidOption,
+  QueueFull,
+  QueueShutdown,
+  TaskFinished,
+  TaskNotFound,
+  TaskTimeout
+} from "../TaskError.js"
+import type { EnqueueOptions, TaskHandle, TaskQueue } from "../TaskQueue.js"
+import type { Durable, StoredTask, TaskStore, Write } from "../TaskStore.js"
+import { annotations, decide, describeCause, logEnd } from "./attempt.js"
+import type { Config } from "./engine.js"
+import type { Owner, Settings } from "./entry.js"
+import { Entry } from "./entry.js"
+import { makeIdGenerator } from "./id.js"
+import { QueueMetrics } from "./observe.js"
+import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
+import { ReadyLanes } from "./ready.js"
+import type { Host } from "./worker.js"
+import { work } from "./worker.js"
+
+const nextId = makeIdGenerator()
+
+/** Writes applied per transaction at most. */
+const MAX_WRITES = 500
+
+/** The durable engine's own settings, beside the queue's. */
+export interface DurableConfig {
+  /** The payload's Schema: payloads are stored as its encoded JSON. */
+  readonly payload: Schema.Schema<any, any>
+  /** How long a claim holds without renewal, in milliseconds. */
+  readonly lease: number
+  /** How often the store is read for work that no local enqueue announced. */
+  readonly pollInterval: number
+}
+
+// ---------------------------------------------------------------------------
+// Who owns a claim: the host, the process and a random part per queue start.
+
+const host = os.hostname()
+/** The boots of queues alive in this process. */
+const liveBoots = new Set<string>()
+
+const ownerOf = (boot: string) => `${host}:${process.pid}:${boot}`
+
+/**
+ * Whether the instance that claimed a task is gone: its lease ran out, or it
+ * was a process of this host that no longer exists, or a queue of this
+ * process that has stopped.
+ */
+const isGone = (task: StoredTask, now: number): boolean => {
+  if (task.leaseUntil === undefined || task.leaseUntil < now) return true
+  const owner = task.owner ?? ""
+  const last = owner.lastIndexOf(":")
+  const second = owner.lastIndexOf(":", last - 1)
+  if (second < 0 || owner.slice(0, second) !== host) return false
+  const pid = Number(owner.slice(second + 1, last))
+  if (pid === process.pid) return !liveBoots.has(owner.slice(last + 1))
+  try {
+    process.kill(pid, 0)
+    return false
+  } catch (error) {
+    return (error as { readonly code?: unknown }).code === "ESRCH"
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Outcomes as JSON text, and back.
+
+/** A failure stored without a Schema: it reads and shows as it was stored. */
+class StoredFailure {
+  constructor(
+    readonly message: string,
+    readonly value: unknown
+  ) {}
+  toJSON() {
+    return this.value ?? null
+  }
+}
+
+const decodeWith = (
+  schema: Schema.Schema<any, any> | undefined,
+  value: unknown,
+  what: string
+): Either.Either<unknown, string> => {
+  if (schema === undefined) return Either.right(value)
+  return Either.mapLeft(
+    ParseResult.decodeUnknownEither(schema)(value),
+    (error) =>
+      `the stored ${what} no longer decodes: ${ParseResult.TreeFormatter.formatIssueSync(error)}`
+  )
+}
+
+export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
+  config: Config<Args, A, E, R>,
+  durableConfig: DurableConfig,
+  store: TaskStore["Type"],
+  durable: Durable
+): Effect.Effect<TaskQueue<Args, A, E>, never, Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const { name, handler, schemas, shutdownGrace, settings } = config
+    const { lease, pollInterval } = durableConfig
+    const payloadSchema = durableConfig.payload
+    const encodePayload = ParseResult.encodeEither(payloadSchema)
+    const decodePayload = ParseResult.decodeUnknownEither(payloadSchema)
+    const clock = yield* Effect.clock
+    const ready = yield* Queue.unbounded<true>()
+    const lanes = new ReadyLanes<Entry>()
+    const wake = yield* Queue.sliding<void>(1)
+    const permits = yield* Effect.makeSemaphore(config.maxWorkers)
+    const gate = yield* Effect.makeLatch(true)
+    const workers = yield* FiberSet.make<void>()
+    const meter = new QueueMetrics(name)
+    const boot = Math.random().toString(36).slice(2, 10)
+    const owner = ownerOf(boot)
+    liveBoots.add(boot)
+    yield* Effect.addFinalizer(() => Effect.sync(() => liveBoots.delete(boot)))
+
+    let open = true
+    let paused = false
+    let maxWorkers = config.maxWorkers
+    let live = 0
+    /** Tasks claimed here that have not ended or been given back. */
+    let claimed = 0
+    let running = 0
+    /** Claimed tasks by id. */
+    const local = new Map<string, Entry>()
+    /** The claim's attempt of each claimed task, for its writes. */
+    const claims = new WeakMap<Entry, number>()
+    /** Retry schedule states of tasks that wait for a retry claimed here. */
+    const scheduleStates = new Map<string, unknown>()
+    /** Writes to apply at the feeder's next step. */
+    let writes: Array<Write> = []
+    /** Callers waiting for tasks to end, by id. */
+    const waiters = new Map<string, Deferred.Deferred<void>>()
+    /** Completed each time writes are applied: what `awaitIdle` waits on. */
+    let changed = Deferred.unsafeMake<void>(FiberId.none)
+
+    const notifyChange = () => {
+      Deferred.unsafeDone(changed, Exit.void)
+      changed = Deferred.unsafeMake<void>(FiberId.none)
+    }
+    const notifyEnd = (id: string) => {
+      const waiter = waiters.get(id)
+      if (waiter === undefined) return
+      waiters.delete(id)
+      Deferred.unsafeDone(waiter, Exit.void)
+    }
+
+    const outcomeOf = (entry: Entry): string => {
+      const view = Task.toView(Task.snapshot(entry), schemas as Task.ViewSchemas<unknown, unknown>)
+      const exit = entry.exit!
+      if (Exit.isSuccess(exit)) return JSON.stringify({ result: view.result ?? null })
+      const failure = Cause.failureOption(exit.cause)
+      const error: Record<string, unknown> = { ...view.error }
+      if (Option.isSome(failure) && failure.value instanceof TaskTimeout) {
+        error.timeoutMs = failure.value.timeoutMs
+      } else if (view.error?.kind !== "interrupted" && schemas.failure === undefined) {
+        // Without an error Schema, the Cause is kept as readable text.
+        error.cause = Cause.pretty(exit.cause)
+      }
+      return JSON.stringify({ error })
+    }
+
+    /** A stored task's outcome as an Exit, decoded with the queue's Schemas. */
+    const exitOf = (task: StoredTask): Exit.Exit<unknown, unknown> | undefined => {
+      if (!Task.isTerminal(task.status)) return undefined
+      if (task.outcome === undefined) return Exit.interrupt(FiberId.none)
+      let outcome: { result?: unknown; error?: Record<string, any> }
+      try {
+        outcome = JSON.parse(task.outcome)
+      } catch {
+        return Exit.die(`the stored outcome of task ${task.id} is not JSON`)
+      }
+      if (outcome.error === undefined) {
+        return Either.match(decodeWith(schemas.success, outcome.result, "result"), {
+          onLeft: (message) => Exit.die(message),
+          onRight: (value) => Exit.succeed(value)
+        })
+      }
+      const error = outcome.error
+      const message = typeof error.message === "string" ? error.message : "(no message)"
+      switch (error.kind) {
+        case "timeout":
+          return Exit.fail(TaskTimeout.of(Number(error.timeoutMs)))
+        case "failure":
+          if (schemas.failure === undefined) {
+            return Exit.fail(new StoredFailure(message, error.value))
+          }
+          return Either.match(decodeWith(schemas.failure, error.value, "error"), {
+            onLeft: (message) => Exit.die(message),
+            onRight: (value) => Exit.fail(value)
+          })
+        case "interrupted":
+          return Exit.interrupt(FiberId.none)
+        default:
+          return Exit.die(message)
+      }
+    }
+
+    const recordOf = (task: StoredTask): TaskRecord => ({ ...task, exit: exitOf(task) })
+
+    // -------------------------------------------------------------------------
+    // Claimed tasks, and their writes.
+
+    /** Queues a write for the feeder's next step. */
+    const write = (w: Write) => {
+      writes.push(w)
+      Queue.unsafeOffer(wake, undefined)
+    }
+
+    /** Forgets a claimed task here: it ended, waits for a retry, or was given back. */
+    const drop = (entry: Entry) => {
+      if (local.delete(entry.id)) claimed -= 1
+      Queue.unsafeOffer(wake, undefined)
+    }
+
+    const settingsOf = (task: StoredTask): Settings | undefined =>
+      task.maxAttempts === settings.maxAttempts &&
+      (task.timeout === undefined || task.timeout === settings.timeout)
+        ? undefined
+        : {
+            ...settings,
+            maxAttempts: task.maxAttempts,
+            timeout: task.timeout ?? settings.timeout
+          }
+
+    /** The end of a claimed task that cannot run: its stored payload does not decode. */
+    const badPayload = (task: StoredTask, message: string): Write => ({
+      _tag: "end",
+      id: task.id,
+      owner,
+      attempt: task.attempt,
+      status: "failed",
+      startedAt: task.startedAt,
+      finishedAt: clock.unsafeCurrentTimeMillis(),
+      outcome: JSON.stringify({ error: { kind: "defect", message } }),
+      reason: undefined
+    })
+
+    /** Makes claimed tasks ready here; those whose payload no longer reads end at once. */
+    const accept = (tasks: ReadonlyArray<StoredTask>): Effect.Effect<void> => {
+      const broken: Array<Effect.Effect<void>> = []
+      for (const task of tasks) {
+        let input: Either.Either<unknown, string>
+        try {
+          input = Either.flatMap(
+            Either.try({
+              try: () => JSON.parse(task.payload) as unknown,
+              catch: () => "the stored payload is not JSON"
+            }),
+            (json) =>
+              Either.mapLeft(
+                decodePayload(json),
+                (error) =>
+                  `the stored payload no longer decodes: ${ParseResult.TreeFormatter.formatIssueSync(error)}`
+              )
+          )
+        } catch (error) {
+          input = Either.left(`the stored payload could not be read: ${String(error)}`)
+        }
+        if (Either.isLeft(input)) {
+          write(badPayload(task, input.left))
+          meter.failed.update(1)
+          broken.push(
+            Effect.logWarning("task failed: its stored payload cannot be read").pipe(
+              Effect.annotateLogs({ taskId: task.id, queue: name, error: input.left })
+            )
+          )
+          continue
+        }
+        const entry = new Entry(queueOwner, task.id, task.createdAt, input.right)
+        const progress = entry.p
+        // The claim counted this attempt; `begin` counts it again here.
+        progress.attempt = task.attempt - 1
+        const extras = entry.x
+        extras.priority = task.priority
+        extras.idempotencyKey = task.idempotencyKey
+        extras.settings = settingsOf(task)
+        claims.set(entry, task.attempt)
+        local.set(entry.id, entry)
+        claimed += 1
+        lanes.push(entry, entry.priority)
+        Queue.unsafeOffer(ready, true)
+      }
+      return broken.length === 0 ? Effect.void : Effect.all(broken, { discard: true })
+    }
+
+    /** Moves a ready task to running on this worker; false if it is no longer ready. */
+    const begin = (entry: Entry, worker: Fiber.RuntimeFiber<void>): boolean => {
+      if (entry.status !== "queued") return false
+      const progress = entry.p
+      const now = clock.unsafeCurrentTimeMillis()
+      meter.waitTime.update(now - entry.createdAt)
+      entry.status = "running"
+      progress.attempt += 1
+      progress.startedAt = now
+      progress.fiber = worker
+      running += 1
+      meter.started.update(1)
+      meter.running.update(running)
+      return true
+    }
+
+    /** Records how a claimed task ended, here and (at the next step) in the store. */
+    const end = (
+      entry: Entry,
+      exit: Exit.Exit<unknown, unknown>,
+      minimum: LogLevel.LogLevel
+    ): Effect.Effect<void> => {
+      if (Task.isTerminal(entry.status)) return Effect.void
+      const progress = entry.p
+      const now = clock.unsafeCurrentTimeMillis()
+      if (entry.status === "running") {
+        running -= 1
+        meter.runTime.update(now - progress.startedAt!)
+        meter.running.update(running)
+      }
+      entry.status = Exit.isSuccess(exit)
+        ? "succeeded"
+        : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
+          ? "cancelled"
+          : "failed"
+      meter[entry.status].update(1)
+      progress.exit = exit
+      progress.finishedAt = now
+      progress.fiber = undefined
+      scheduleStates.delete(entry.id)
+      write({
+        _tag: "end",
+        id: entry.id,
+        owner,
+        attempt: claims.get(entry)!,
+        status: entry.status,
+        startedAt: progress.startedAt,
+        finishedAt: now,
+        outcome: outcomeOf(entry),
+        reason: progress.reason
+      })
+      entry.input = undefined
+      drop(entry)
+      return logEnd(entry, minimum)
+    }
+
+    /** Gives a claimed task back to the store as it was: the queue is shutting down. */
+    const release = (entry: Entry) => {
+      if (Task.isTerminal(entry.status)) return
+      if (entry.status === "running") {
+        running -= 1
+        meter.running.update(running)
+      }
+      entry.status = "queued"
+      entry.p.fiber = undefined
+      write({ _tag: "release", id: entry.id, owner, attempt: claims.get(entry)!, runAt: undefined })
+      drop(entry)
+    }
+
+    const conclude = (
+      entry: Entry,
+      exit: Exit.Exit<unknown, unknown>,
+      minimum: LogLevel.LogLevel
+    ): Effect.Effect<void> => {
+      if (Exit.isSuccess(exit)) return end(entry, exit, minimum)
+      if (!open && entry.reason === undefined && Cause.isInterruptedOnly(exit.cause)) {
+        // Cut short by the end of the shutdown grace: it runs again after a restart.
+        release(entry)
+        return Effect.logInfo("task interrupted by shutdown; it stays queued").pipe(
+          Effect.annotateLogs(annotations(entry))
+        )
+      }
+      const now = clock.unsafeCurrentTimeMillis()
+      const state = (schedule: Settings["schedule"]) =>
+        scheduleStates.has(entry.id) ? scheduleStates.get(entry.id) : schedule.initial
+      return Effect.flatMap(decide(entry, exit, settings, now, state), (decision) => {
+        if (decision._tag === "end") return end(entry, decision.exit, minimum)
+        const progress = entry.p
+        running -= 1
+        meter.runTime.update(clock.unsafeCurrentTimeMillis() - progress.startedAt!)
+        meter.running.update(running)
+        if (open) meter.retried.update(1)
+        entry.status = "queued"
+        progress.fiber = undefined
+        scheduleStates.set(entry.id, decision.state)
+        write({
+          _tag: "retry",
+          id: entry.id,
+          owner,
+          attempt: claims.get(entry)!,
+          startedAt: progress.startedAt,
+          runAt: decision.runAt
+        })
+        drop(entry)
+        return Effect.logInfo("task attempt failed; it will be retried").pipe(
+          Effect.annotateLogs({
+            ...annotations(entry),
+            error: describeCause(exit.cause),
+            runAt: new Date(decision.runAt).toISOString()
+          })
+        )
+      })
+    }
+
+    const cancelForShutdown = (entry: Entry) =>
+      Effect.sync(() => {
+        if (entry.status === "queued") release(entry)
+      })
+
+    const workerHost: Host<R> = {
+      name,
+      handler: handler as Host<R>["handler"],
+      settings,
+      tracing: false,
+      poll: Effect.map(Queue.poll(ready), (token) =>
+        Option.isNone(token) ? undefined : lanes.shift()
+      ),
+      isOpen: () => open,
+      mustWait: () => paused || live > maxWorkers,
+      putBack: (entry) => {
+        lanes.unshift(entry, entry.priority)
+        Queue.unsafeOffer(ready, true)
+      },
+      begin,
+      conclude,
+      cancelForShutdown
+    }
+
+    const releasePermit = Effect.suspend(() => {
+      live -= 1
+      return permits.release(1)
+    })
+
+    const startWorker = Effect.uninterruptibleMask((restore) =>
+      restore(gate.await).pipe(
+        Effect.zipRight(restore(permits.take(1))),
+        Effect.zipRight(
+          restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
+        ),
+        Effect.flatMap((): Effect.Effect<unknown, never, R> => {
+          if (paused || live >= maxWorkers) {
+            Queue.unsafeOffer(ready, true)
+            return permits.release(1)
+          }
+          const entry = lanes.shift()
+          if (entry === undefined) return permits.release(1)
+          live += 1
+          return FiberSet.run(workers, Effect.ensuring(work(workerHost, entry), releasePermit))
+        })
+      )
+    )
+
+    const recover = (what: string) => (cause: Cause.Cause<unknown>) =>
+      Effect.logError(`task queue ${what} failed`, cause).pipe(Effect.annotateLogs({ queue: name }))
+
+    // -------------------------------------------------------------------------
+    // The feeder: writes and claims, one transaction per step.
+
+    /** Applies writes the store gave back refused: their claim was lost. */
+    const refusedLog = (refused: ReadonlyArray<Write>) =>
+      Effect.forEach(
+        refused,
+        (w) =>
+          Effect.logWarning(
+            "a task's claim was lost before its change was kept; the change was dropped"
+          ).pipe(Effect.annotateLogs({ taskId: w.id, queue: name, change: w._tag })),
+        { discard: true }
+      )
+
+    /** After writes are kept: callers waiting on the tasks that ended are told. */
+    const applied = (done: ReadonlyArray<Write>) => {
+      for (const w of done) if (w._tag === "end") notifyEnd(w.id)
+      notifyChange()
+    }
+
+    const takeWrites = () => {
+      if (writes.length <= MAX_WRITES) {
+        const taken = writes
+        writes = []
+        return taken
+      }
+      return writes.splice(0, MAX_WRITES)
+    }
+
+    /** One step: keeps the pending writes and claims up to the free permits. Whether to go on. */
+    const feedStep = Effect.uninterruptible(
+      Effect.suspend(() => {
+        const free = open && !paused ? maxWorkers - claimed : 0
+        const pending = takeWrites()
+        if (free <= 0 && pending.length === 0) return Effect.succeed(false)
+        const now = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(
+          durable.step({
+            queue: name,
+            owner,
+            now,
+            leaseUntil: now + lease,
+            claim: Math.max(0, free),
+            writes: pending
+          }),
+          ({ claimed: tasks, refused }) => {
+            applied(pending)
+            return Effect.zipRight(
+              Effect.zipRight(refusedLog(refused), accept(tasks)),
+              Effect.succeed(tasks.length > 0 && tasks.length === free ? true : writes.length > 0)
+            )
+          }
+        )
+      })
+    )
+
+    /** How long the feeder may sleep: until the next due task, at most the poll interval. */
+    const idleFor = Effect.map(durable.nextDue(name), (due) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      return due === undefined ? pollInterval : Math.max(0, Math.min(pollInterval, due - now))
+    })
+
+    const feederLoop = Effect.gen(function* () {
+      while (true) {
+        const more = yield* feedStep
+        if (more) {
+          // Between two batches, the HTTP server and the workers get their turn.
+          yield* Effect.yieldNow()
+          continue
+        }
+        const wait = open && !paused && maxWorkers > claimed ? yield* idleFor : pollInterval
+        if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
+      }
+    }).pipe(Effect.catchAllCause(recover("feeder step")), Effect.forever)
+
+    // -------------------------------------------------------------------------
+    // Leases: renewed while tasks run here; claims of gone instances taken back.
+
+    /** Tasks a gone instance left running: queued again with the attempt counted, or failed. */
+    const reclaim = Effect.gen(function* () {
+      const now = clock.unsafeCurrentTimeMillis()
+      const lost = (yield* durable.running(name)).filter(
+        (task) => task.owner !== owner && isGone(task, now)
+      )
+      if (lost.length === 0) return
+      const changes = lost.map((task): Write =>
+        task.attempt >= task.maxAttempts
+          ? {
+              _tag: "end",
+              id: task.id,
+              owner: task.owner ?? "",
+              attempt: task.attempt,
+              status: "failed",
+              startedAt: task.startedAt,
+              finishedAt: now,
+              outcome: JSON.stringify({
+                error: {
+                  kind: "defect",
+                  message: `the process running the task stopped during each of its ${task.attempt} attempts`
+                }
+              }),
+              reason: undefined
+            }
+          : {
+              _tag: "retry",
+              id: task.id,
+              owner: task.owner ?? "",
+              attempt: task.attempt,
+              startedAt: task.startedAt,
+              runAt: now
+            }
+      )
+      const refused = yield* durable.apply(changes)
+      applied(changes)
+      yield* Effect.logWarning("tasks of a stopped process were taken back").pipe(
+        Effect.annotateLogs({
+          queue: name,
+          requeued: changes.filter((c) => c._tag === "retry").length - refused.length,
+          failed: changes.filter((c) => c._tag === "end").length
+        })
+      )
+      Queue.unsafeOffer(wake, undefined)
+    })
+
+    const renew = Effect.gen(function* () {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (local.size > 0) {
+        const cancelled = yield* durable.renew(name, owner, now + lease)
+        for (const id of cancelled) {
+          const entry = local.get(id)
+          if (entry !== undefined && entry.reason === undefined) {
+            yield* Effect.fork(Effect.ignore(cancelEntry(entry)))
+          }
+        }
+      }
+      yield* reclaim
+    })
+
+    const leaseLoop = renew.pipe(
+      Effect.catchAllCause(recover("lease renewal")),
+      Effect.zipRight(Effect.sleep(Math.max(1, Math.floor(lease / 3)))),
+      Effect.forever
+    )
+
+    // -------------------------------------------------------------------------
+    // Shutdown: claimed tasks that have not started go back, running ones get
+    // the grace, then what still runs is interrupted and goes back too.
+
+    // Fibers are set when the queue starts, below.
+    let drain: Fiber.RuntimeFiber<never> = undefined as never
+    let feeder: Fiber.RuntimeFiber<never> = undefined as never
+    let leases: Fiber.RuntimeFiber<never> = undefined as never
+    const closed = yield* Deferred.make<void>()
+    const flush = Effect.suspend(function loop(): Effect.Effect<void> {
+      if (writes.length === 0) return Effect.void
+      const pending = takeWrites()
+      return Effect.flatMap(durable.apply(pending), (refused) => {
+        applied(pending)
+        return Effect.zipRight(refusedLog(refused), loop())
+      })
+    })
+    const shutdownSteps = Effect.gen(function* () {
+      open = false
+      yield* Effect.logDebug("task queue shutting down").pipe(
+        Effect.annotateLogs({ queue: name, claimed, running })
+      )
+      yield* Fiber.interrupt(drain)
+      yield* Fiber.interrupt(feeder)
+      const giveBack = Effect.flatMap(Queue.takeAll(ready), () =>
+        Effect.sync(() => {
+          for (const entry of lanes.takeAll()) release(entry)
+        })
+      )
+      yield* giveBack
+      if (running > 0 && shutdownGrace > 0) {
+        yield* Effect.timeoutOption(
+          Effect.interruptible(FiberSet.awaitEmpty(workers)),
+          shutdownGrace
+        )
+      }
+      yield* FiberSet.clear(workers)
+      yield* giveBack
+      yield* Fiber.interrupt(leases)
+      yield* flush
+      yield* Queue.shutdown(ready)
+    })
+    let closing = false
+    const shutdown = Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        const done = restore(Deferred.await(closed))
+        if (closing) return done
+        closing = true
+        const steps = Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
+        return Effect.zipRight(Effect.forkDaemon(steps), done)
+      })
+    )
+
+    // -------------------------------------------------------------------------
+    // Operations.
+
+    const lookup = (id: string): Effect.Effect<StoredTask, TaskNotFound> =>
+      Effect.flatMap(store.get(id), (record) =>
+        record === undefined || record.queue !== name
+          ? Effect.fail(TaskNotFound.of(id))
+          : Effect.succeed(record as StoredTask)
+      )
+
+    /** Waits for a task to end: told by this process's writes, else read again each poll interval. */
+    const awaitId = (id: string): Effect.Effect<Exit.Exit<unknown, unknown>, TaskNotFound> =>
+      Effect.gen(function* () {
+        while (true) {
+          let waiter = waiters.get(id)
+          if (waiter === undefined) {
+            waiter = Deferred.unsafeMake<void>(FiberId.none)
+            waiters.set(id, waiter)
+          }
+          const exit = exitOf(yield* lookup(id))
+          if (exit !== undefined) return exit
+          yield* Effect.timeoutOption(Deferred.await(waiter), pollInterval)
+        }
+      })
+
+    const cancelEntry = (entry: Entry): Effect.Effect<TaskStatus, TaskFinished> =>
+      Effect.suspend(() => {
+        switch (entry.status) {
+          case "queued": {
+            entry.p.reason = "cancelled"
+            return Effect.withFiberRuntime<void>((fiber) =>
+              end(
+                entry,
+                Exit.interrupt(FiberId.none),
+                fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
+              )
+            ).pipe(Effect.uninterruptible, Effect.as(entry.status))
+          }
+          case "running": {
+            const progress = entry.p
+            progress.reason ??= "cancelled"
+            const fiber = progress.fiber
+            const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+            return Effect.zipRight(stop, Effect.orDie(awaitId(entry.id))).pipe(
+              Effect.flatMap(() =>
+                entry.status === "cancelled"
+                  ? Effect.succeed(entry.status)
+                  : Effect.fail(TaskFinished.of(entry.id, entry.status))
+              )
+            )
+          }
+          default:
+            return Effect.fail(TaskFinished.of(entry.id, entry.status))
+        }
+      })
+
+    const cancelId = (id: string): Effect.Effect<TaskStatus, TaskNotFound | TaskFinished> =>
+      Effect.gen(function* () {
+        const mine = local.get(id)
+        if (mine !== undefined) return yield* cancelEntry(mine)
+        const task = yield* lookup(id)
+        if (Task.isTerminal(task.status))
+          return yield* Effect.fail(TaskFinished.of(id, task.status))
+        const now = clock.unsafeCurrentTimeMillis()
+        const outcome = JSON.stringify({
+          error: { kind: "interrupted", message: "cancelled on request", reason: "cancelled" }
+        })
+        if (yield* durable.cancelQueued(id, now, outcome)) {
+          meter.cancelled.update(1)
+          applied([])
+          notifyEnd(id)
+          return "cancelled" as const
+        }
+        // Claimed meanwhile: by this process, or by another that is asked to cancel it.
+        const claimedHere = local.get(id)
+        if (claimedHere !== undefined) return yield* cancelEntry(claimedHere)
+        if (yield* durable.requestCancel(id)) {
+          const exit = yield* awaitId(id)
+          const after = yield* lookup(id)
+          if (after.status === "cancelled" && Exit.isFailure(exit)) return "cancelled" as const
+          return yield* Effect.fail(TaskFinished.of(id, after.status))
+        }
+        const after = yield* lookup(id)
+        return yield* Effect.fail(TaskFinished.of(id, after.status))
+      })
+
+    const queueOwner: Owner = { name, settings, cancel: cancelEntry }
+
+    const handleOf = (id: string): TaskHandle<any, any> => ({
+      id: id as Task.TaskId,
+      await: Effect.orDie(awaitId(id)),
+      cancel: Effect.catchTag(cancelId(id), "TaskNotFound", (e) => Effect.die(e))
+    })
+
+    /** Whether the queue has room for one more queued task. */
+    const hasRoom = Effect.suspend(() =>
+      config.capacity === undefined
+        ? Effect.succeed(true)
+        : Effect.map(
+            durable.counts(name, clock.unsafeCurrentTimeMillis()),
+            (counts) => counts.queued < config.capacity!
+          )
+    )
+    const waitForRoom: Effect.Effect<void> = Effect.flatMap(hasRoom, (room) =>
+      room
+        ? Effect.void
+        : Effect.zipRight(
+            Effect.timeoutOption(
+              Effect.suspend(() => Deferred.await(changed)),
+              pollInterval
+            ),
+            Effect.suspend(() => waitForRoom)
+          )
+    )
+
+    const submit = (
+      args: ReadonlyArray<unknown>,
+      options: EnqueueOptions<unknown> | undefined
+    ): Effect.Effect<TaskHandle<any, any>, QueueShutdown | QueueFull | InvalidOption> =>
+      Effect.gen(function* () {
+        if (!open) return yield* Effect.fail(QueueShutdown.of(name))
+        if (args.length !== 1) {
+          return yield* Effect.fail(
+            InvalidOption.of(
+              "payload",
+              args,
+              "a durable queue's handler takes one argument, its payload"
+            )
+          )
+        }
+        const now = clock.unsafeCurrentTimeMillis()
+        const placement =
+          options === undefined
+            ? undefined
+            : yield* Either.match(resolveEnqueueOptions(options, settings, now), {
+                onLeft: Effect.fail,
+                onRight: Effect.succeed
+              })
+        const own = placement?.settings
+        if (
+          own !== undefined &&
+          (own.schedule !== settings.schedule || own.isPermanent !== settings.isPermanent)
+        ) {
+          return yield* Effect.fail(
+            InvalidOption.of(
+              "retry",
+              options?.retry,
+              "a durable queue keeps maxAttempts per task; schedule and isPermanent are set on the queue"
+            )
+          )
+        }
+        const encoded = encodePayload(args[0])
+        if (Either.isLeft(encoded)) {
+          return yield* Effect.fail(
+            InvalidOption.of(
+              "payload",
+              args[0],
+              `must match the queue's payload Schema: ${ParseResult.TreeFormatter.formatIssueSync(encoded.left)}`
+            )
+          )
+        }
+        if (config.capacity !== undefined && !(yield* hasRoom)) {
+          const key = placement?.idempotencyKey
+          const existing = key === undefined ? undefined : yield* store.findKey(name, key)
+          if (existing !== undefined) return handleOf(existing.id)
+          if (config.whenFull === "refuse") {
+            return yield* Effect.fail(QueueFull.of(name, config.capacity))
+          }
+          yield* waitForRoom
+          if (!open) return yield* Effect.fail(QueueShutdown.of(name))
+        }
+        const record: TaskRecord = {
+          id: nextId(now),
+          queue: name,
+          status: "queued",
+          attempt: 0,
+          createdAt: now,
+          startedAt: undefined,
+          finishedAt: undefined,
+          exit: undefined,
+          reason: undefined,
+          priority: placement?.priority ?? 0,
+          runAt: placement?.runAt,
+          maxAttempts: (own ?? settings).maxAttempts,
+          idempotencyKey: placement?.idempotencyKey
+        }
+        const timeout =
+          own !== undefined && own.timeout !== settings.timeout ? own.timeout : undefined
+        // In the caller's transaction, if it has one: the feeder's claim waits for its commit.
+        const json = Either.try(() => JSON.stringify(encoded.right))
+        if (Either.isLeft(json) || json.right === undefined) {
+          return yield* Effect.fail(
+            InvalidOption.of(
+              "payload",
+              args[0],
+              "must encode to JSON with the queue's payload Schema"
+            )
+          )
+        }
+        const existing = yield* durable.insert(record, json.right, timeout)
+        if (existing !== undefined) return handleOf(existing.id)
+        meter.enqueued.update(1)
+        Queue.unsafeOffer(wake, undefined)
+        return handleOf(record.id)
+      })
+
+    const queue: TaskQueue<Args, A, E> = {
+      name,
+      get maxWorkers() {
+        return maxWorkers
+      },
+      enqueue: (...args) =>
+        Effect.catchTag(submit(args, undefined), "InvalidOption", (e) =>
+          Effect.die(e)
+        ) as Effect.Effect<TaskHandle<A, E>, QueueShutdown | QueueFull>,
+      enqueueWith: (options, ...args) => submit(args, options as EnqueueOptions<unknown>),
+      get: (id) => Effect.map(lookup(id), (task) => Task.snapshot<A, E>(recordOf(task))),
+      list: (query = {}) =>
+        Effect.map(
+          store.list({
+            queue: name,
+            status: query.status,
+            limit: query.limit ?? 100,
+            cursor: query.cursor
+          }),
+          (page) => ({
+            items: page.items.map((r) => Task.snapshot<A, E>(recordOf(r as StoredTask))),
+            next: page.next
+          })
+        ),
+      await: (id) => awaitId(id) as Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>,
+      cancel: cancelId,
+      pause: Effect.zipRight(
+        Effect.sync(() => {
+          paused = true
+        }),
+        gate.close
+      ),
+      resume: Effect.zipRight(
+        Effect.sync(() => {
+          paused = false
+          Queue.unsafeOffer(wake, undefined)
+        }),
+        gate.open
+      ),
+      shutdown,
+      resize: (n) =>
+        Effect.flatMap(
+          validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),
+          (n) =>
+            Effect.suspend(() => {
+              maxWorkers = n
+              Queue.unsafeOffer(wake, undefined)
+              return permits.resize(n)
+            })
+        ),
+      awaitIdle: Effect.gen(function* () {
+        while (true) {
+          const signal = changed
+          const counts = yield* durable.counts(name, clock.unsafeCurrentTimeMillis())
+          if (counts.queued + counts.running === 0 && claimed === 0 && writes.length === 0) return
+          yield* Effect.timeoutOption(Deferred.await(signal), pollInterval)
+        }
+      }),
+      stats: Effect.suspend(() =>
+        Effect.map(durable.counts(name, clock.unsafeCurrentTimeMillis()), (counts) => ({
+          queued: counts.queued,
+          running: counts.running,
+          delayed: counts.delayed,
+          paused,
+          maxWorkers
+        }))
+      ),
+      toView: (task) => Task.toView(task, schemas as Task.ViewSchemas<A, E | TaskTimeout>)
+    }
+    // Tasks a stopped process left running are taken back before anything is claimed.
+    yield* Effect.catchAllCause(reclaim, recover("taking back tasks of a stopped process"))
+    drain = yield* Effect.forkScoped(
+      Effect.forever(Effect.catchAllCause(startWorker, recover("drain step")))
+    )
+    feeder = yield* Effect.forkScoped(feederLoop)
+    leases = yield* Effect.forkScoped(leaseLoop)
+    yield* Effect.addFinalizer(() => shutdown)
+    return queue
+  })
