@@ -13,11 +13,37 @@ import {
 } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Duration, Effect, Layer, Option } from "effect"
-import { TaskApi, TaskQueue } from "effect-task-queue"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { TaskApi, TaskQueue, TaskStore } from "effect-task-queue"
+import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
-import { QueueConfig, ServerConfig } from "./config.js"
+import * as Path from "node:path"
+import { DatabaseConfig, QueueConfig, ServerConfig } from "./config.js"
 import { isPermanent, Product, ScrapeError, ScrapeRequest } from "./Product.js"
 import { scrape } from "./scrape.js"
+
+/**
+ * Where the queue keeps its tasks, from DATABASE_URL: a SQLite file by
+ * default (its folder is created), so a restart loses nothing.
+ */
+export const StoreLive: Layer.Layer<TaskStore.TaskStore, unknown> = Layer.unwrapEffect(
+  Effect.map(DatabaseConfig, (database) => {
+    if (database._tag === "memory") return TaskStore.layerMemory()
+    return SqlTaskStore.layer().pipe(
+      Layer.provide(SqliteClient.layer({ filename: database.filename })),
+      Layer.provide(
+        Layer.effectDiscard(
+          Effect.try({
+            try: () => Fs.mkdirSync(Path.dirname(database.filename), { recursive: true }),
+            catch: (error) =>
+              new Error(`DATABASE_URL: cannot create the folder of ${database.filename}: ${error}`)
+          })
+        )
+      )
+    )
+  })
+)
 
 /** The queue of scrapes: a task takes a `{ url }` and ends with a `Product`. */
 export class Scrapes extends Context.Tag("scraper/Scrapes")<
@@ -53,7 +79,7 @@ export const ScrapesLive = Layer.unwrapEffect(
       whenFull: "refuse"
     })
   )
-).pipe(Layer.provide(NodeHttpClient.layerUndici))
+).pipe(Layer.provide(Layer.merge(NodeHttpClient.layerUndici, StoreLive)))
 
 /** What the API takes part in when the app shuts down. */
 interface Shutdown {

@@ -59,6 +59,29 @@ export const QueueConfig = Config.all({
   capacity: Config.option(positiveInteger("QUEUE_CAPACITY"))
 })
 
+/** Where tasks are kept: a SQLite file, or this process's memory. */
+export type Database =
+  { readonly _tag: "sqlite"; readonly filename: string } | { readonly _tag: "memory" }
+
+/**
+ * `DATABASE_URL`: `file:<path>` for a SQLite file (its folder is created),
+ * `memory:` to keep tasks in memory only (a restart forgets them).
+ */
+export const DatabaseConfig: Config.Config<Database> = Config.string("DATABASE_URL").pipe(
+  Config.withDefault("file:./data/tasks.db"),
+  Config.mapOrFail((text): Either.Either<Database, ConfigError.ConfigError> => {
+    const url = text.trim()
+    if (url === "memory:") return Either.right({ _tag: "memory" })
+    if (url.startsWith("file:") && url.length > "file:".length) {
+      return Either.right({ _tag: "sqlite", filename: url.slice("file:".length) })
+    }
+    const rule = url.startsWith("postgres")
+      ? "PostgreSQL is not supported yet: use file:<path> or memory:"
+      : "must be file:<path> (SQLite) or memory:"
+    return Either.left(ConfigError.InvalidData([], `${rule}; got ${shown(text)}`))
+  })
+)
+
 /** Where the server listens; port 0 picks a free port (the log line says which). */
 export const ServerConfig = Config.all({
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),

@@ -26,7 +26,9 @@ import { ApiLive, AppLive, Scrapes } from "../../examples/scraper/app.js"
 
 /** `settings` as the environment variables the app reads. */
 const environment = (settings: Record<string, string>) =>
-  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(settings))))
+  Layer.setConfigProvider(
+    ConfigProvider.fromMap(new Map(Object.entries({ DATABASE_URL: "memory:", ...settings })))
+  )
 
 /**
  * The app's API on 127.0.0.1 on a free port, configured by `settings` as if

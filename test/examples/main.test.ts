@@ -3,7 +3,9 @@
  * in a child process, configured by environment variables, stopped by SIGTERM.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as Path from "node:path"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
@@ -52,9 +54,11 @@ interface App {
 
 /** Starts the app; it is killed by its pid after the test if it is still running. */
 const startApp = (env: Record<string, string>): App => {
+  const folder = mkdtempSync(Path.join(tmpdir(), "scraper-app-"))
+  cleanups.push(async () => rmSync(folder, { recursive: true, force: true }))
   const child = spawn(process.execPath, ["--import", "tsx", "examples/scraper/main.ts"], {
     cwd: root,
-    env: { ...process.env, ...env },
+    env: { ...process.env, DATABASE_URL: `file:${Path.join(folder, "tasks.db")}`, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let stdout = ""
