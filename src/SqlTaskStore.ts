@@ -9,7 +9,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Scope } from "effect"
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { isNonNegativeDuration, isObject, validate } from "./internal/options.js"
 import type { TaskId, TaskRecord, TaskStatus } from "./Task.js"
 import type { InvalidOption } from "./TaskError.js"
@@ -62,7 +62,8 @@ const migrations = Migrator.fromRecord({
       sql`CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id)
         WHERE status = 'queued'`,
       sql`CREATE INDEX tasks_list ON tasks (queue, id)`,
-      sql`CREATE INDEX tasks_running ON tasks (queue, owner) WHERE status = 'running'`,
+      // Counts by status, and the running tasks of a queue when claims are taken back.
+      sql`CREATE INDEX tasks_status ON tasks (queue, status)`,
       sql`CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL`,
       sql`CREATE UNIQUE INDEX tasks_key ON tasks (queue, idempotency_key)
         WHERE idempotency_key IS NOT NULL`
@@ -198,19 +199,114 @@ export const make = (
         Effect.orDie
       )
 
+    /**
+     * The feeder's statements, as text for the transaction's own connection:
+     * they run thousands of times a second, so they skip the statement
+     * compiler and the span per statement. SQLite's; PostgreSQL's will differ
+     * in placeholders, `VALUES` column names and `FOR UPDATE SKIP LOCKED`.
+     */
     const dialect = {
       /** Claims the next due tasks of a queue, at most `limit`: one statement. */
-      claim: (queue: string, owner: string, now: number, leaseUntil: number, limit: number) =>
-        sql<Row>`UPDATE tasks
-          SET status = 'running', owner = ${owner}, lease_until = ${leaseUntil},
-            attempt = attempt + 1, started_at = ${now}, run_at = NULL
-          WHERE id IN (
-            SELECT id FROM tasks
-            WHERE queue = ${queue} AND status = 'queued' AND due_at <= ${now}
-            ORDER BY priority DESC, due_at, id LIMIT ${limit}
-          )
-          RETURNING *`
+      claim: `UPDATE tasks
+        SET status = 'running', owner = ?, lease_until = ?, attempt = attempt + 1,
+          started_at = ?, run_at = NULL
+        WHERE id IN (
+          SELECT id FROM tasks
+          WHERE queue = ? AND status = 'queued' AND due_at <= ?
+          ORDER BY priority DESC, due_at, id LIMIT ?
+        )
+        RETURNING *`,
+      /**
+       * Applies `n` writes in one statement, each a compare-and-set on id,
+       * owner and attempt; gives back the ids it changed. Columns of each
+       * row: id, owner, attempt, status, uncount (1 gives the attempt back),
+       * started_at, finished_at, outcome, reason, due_at, run_at.
+       */
+      writes: (n: number) => `UPDATE tasks
+        SET status = v.column4, attempt = tasks.attempt - v.column5,
+          started_at = COALESCE(v.column6, tasks.started_at), finished_at = v.column7,
+          outcome = v.column8, reason = v.column9, due_at = COALESCE(v.column10, tasks.due_at),
+          run_at = v.column11, owner = NULL, lease_until = NULL
+        FROM (VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}) AS v
+        WHERE tasks.id = v.column1 AND tasks.owner = v.column2 AND tasks.attempt = v.column3
+          AND tasks.status = 'running'
+        RETURNING tasks.id AS id`
     }
+    const writesText = new Map<number, string>()
+    const writeParams = (write: Write): Array<unknown> => {
+      switch (write._tag) {
+        case "end":
+          return [
+            write.id,
+            write.owner,
+            write.attempt,
+            write.status,
+            0,
+            write.startedAt ?? null,
+            write.finishedAt,
+            write.outcome,
+            write.reason ?? null,
+            null,
+            null
+          ]
+        case "retry":
+          return [
+            write.id,
+            write.owner,
+            write.attempt,
+            "queued",
+            0,
+            write.startedAt ?? null,
+            null,
+            null,
+            null,
+            write.runAt,
+            write.runAt
+          ]
+        case "release":
+          return [
+            write.id,
+            write.owner,
+            write.attempt,
+            "queued",
+            1,
+            null,
+            null,
+            null,
+            null,
+            null,
+            write.runAt ?? null
+          ]
+      }
+    }
+
+    /** Runs statement text on the transaction's connection. */
+    const exec = <A>(text: string, params: ReadonlyArray<unknown>) =>
+      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
+        Option.isNone(transaction)
+          ? Effect.dieMessage("a feeder statement ran outside its transaction")
+          : (transaction.value[0].execute(text, params, undefined) as Effect.Effect<
+              ReadonlyArray<A>,
+              SqlError
+            >)
+      )
+
+    /** Applies writes, a statement per batch of at most 200; gives back those refused. */
+    const applyWrites = (writes: ReadonlyArray<Write>) =>
+      Effect.gen(function* () {
+        const took = new Set<string>()
+        for (let from = 0; from < writes.length; from += 200) {
+          const batch = writes.slice(from, from + 200)
+          let text = writesText.get(batch.length)
+          if (text === undefined) {
+            text = dialect.writes(batch.length)
+            writesText.set(batch.length, text)
+          }
+          const rows = yield* exec<{ readonly id: string }>(text, batch.flatMap(writeParams))
+          for (const row of rows) took.add(row.id)
+        }
+        return writes.filter((w) => !took.has(w.id))
+      })
 
     const getRow = (id: string) =>
       Effect.map(sql<Row>`SELECT * FROM tasks WHERE id = ${id}`, (rows) =>
@@ -246,36 +342,6 @@ export const make = (
         }
       )
 
-    /** One write of the queue's: a compare-and-set on owner and attempt; its id if it took. */
-    const applyWrite = (write: Write): Effect.Effect<boolean, SqlError> => {
-      const matches = sql`id = ${write.id} AND owner = ${write.owner}
-        AND attempt = ${write.attempt} AND status = 'running'`
-      let statement
-      switch (write._tag) {
-        case "end":
-          statement = sql<{ readonly id: string }>`UPDATE tasks
-            SET status = ${write.status}, finished_at = ${write.finishedAt},
-              started_at = ${write.startedAt ?? null}, outcome = ${write.outcome},
-              reason = ${write.reason ?? null}, owner = NULL, lease_until = NULL, run_at = NULL
-            WHERE ${matches} RETURNING id`
-          break
-        case "retry":
-          statement = sql<{ readonly id: string }>`UPDATE tasks
-            SET status = 'queued', due_at = ${write.runAt}, run_at = ${write.runAt},
-              started_at = ${write.startedAt ?? null}, owner = NULL, lease_until = NULL
-            WHERE ${matches} RETURNING id`
-          break
-        case "release":
-          // Back in its place, as if this claim had not happened.
-          statement = sql<{ readonly id: string }>`UPDATE tasks
-            SET status = 'queued', attempt = attempt - 1, owner = NULL, lease_until = NULL,
-              run_at = ${write.runAt ?? null}
-            WHERE ${matches} RETURNING id`
-          break
-      }
-      return Effect.map(statement, (rows) => rows.length > 0)
-    }
-
     const durable: Durable = {
       insert: (record, payload, timeout) => run(insertRow(record, payload, timeout)),
       step: ({ queue, owner, now, leaseUntil, claim, writes }) =>
@@ -285,13 +351,10 @@ export const make = (
               // Writes first: the transaction takes the write lock at its
               // first statement, so another process makes it wait rather
               // than fail.
-              const refused: Array<Write> = []
-              for (const write of writes) {
-                if (!(yield* applyWrite(write))) refused.push(write)
-              }
+              const refused = writes.length === 0 ? [] : yield* applyWrites(writes)
               const claimed =
                 claim > 0
-                  ? (yield* dialect.claim(queue, owner, now, leaseUntil, claim))
+                  ? (yield* exec<Row>(dialect.claim, [owner, leaseUntil, now, queue, now, claim]))
                       .map(fromRow)
                       .sort(claimOrder)
                   : []
@@ -342,14 +405,7 @@ export const make = (
             (rows) => rows.map(fromRow)
           )
         ),
-      apply: (writes) =>
-        run(
-          sql.withTransaction(
-            Effect.forEach(writes, applyWrite).pipe(
-              Effect.map((took) => writes.filter((_, i) => !took[i]))
-            )
-          )
-        ),
+      apply: (writes) => run(sql.withTransaction(applyWrites(writes))),
       counts: (queue, now) =>
         run(
           Effect.map(

@@ -744,6 +744,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           error: { kind: "interrupted", message: "cancelled on request", reason: "cancelled" }
         })
         if (yield* durable.cancelQueued(id, now, outcome)) {
+          scheduleStates.delete(id)
           meter.cancelled.update(1)
           applied([])
           notifyEnd(id)
