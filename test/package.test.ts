@@ -10,7 +10,8 @@ const run = promisify(execFile)
 /** Imports by package name in a plain Node process, as a dependent would. */
 const probe = `
 const lib = await import("effect-task-queue")
-const out = { namespaces: Object.keys(lib).sort(), blocked: [] }
+const sql = await import("effect-task-queue/SqlTaskStore")
+const out = { namespaces: Object.keys(lib).sort(), sql: Object.keys(sql).sort(), blocked: [] }
 const internals = [
   "effect-task-queue/internal/id",
   "effect-task-queue/dist/internal/id.js",
@@ -23,14 +24,16 @@ console.log(JSON.stringify(out))
 `
 
 describe("package", () => {
-  it("builds ESM with type declarations, exported by name, internals unreachable", async () => {
+  it("builds ESM with type declarations, both entries exported by name, internals unreachable", async () => {
     await run("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root })
     for (const file of [
       "index.js",
       "index.d.ts",
       "TaskQueue.js",
       "TaskQueue.d.ts",
-      "TaskApi.d.ts"
+      "TaskApi.d.ts",
+      "SqlTaskStore.js",
+      "SqlTaskStore.d.ts"
     ]) {
       expect(existsSync(`${root}/dist/${file}`)).toBe(true)
     }
@@ -39,6 +42,7 @@ describe("package", () => {
     })
     expect(JSON.parse(stdout)).toEqual({
       namespaces: ["Task", "TaskApi", "TaskError", "TaskQueue", "TaskStore"],
+      sql: ["layer", "make"],
       blocked: [
         "ERR_PACKAGE_PATH_NOT_EXPORTED",
         "ERR_PACKAGE_PATH_NOT_EXPORTED",

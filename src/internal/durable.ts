@@ -438,9 +438,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       handler: handler as Host<R>["handler"],
       settings,
       tracing: false,
-      poll: Effect.map(Queue.poll(ready), (token) =>
-        Option.isNone(token) ? undefined : lanes.shift()
-      ),
+      // A worker waits for the next claimed task with its permit, as the
+      // drain fiber would: the next claim is a feeder step away, and a worker
+      // that goes on costs less than one forked anew. Shutdown ends the wait.
+      poll: Effect.map(Queue.take(ready), () => lanes.shift()),
       isOpen: () => open,
       mustWait: () => paused || live > maxWorkers,
       putBack: (entry) => {
@@ -653,6 +654,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         })
       )
       yield* giveBack
+      // Workers waiting for a task end now; running ones get the grace.
+      yield* Queue.shutdown(ready)
       if (running > 0 && shutdownGrace > 0) {
         yield* Effect.timeoutOption(
           Effect.interruptible(FiberSet.awaitEmpty(workers)),
@@ -660,10 +663,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         )
       }
       yield* FiberSet.clear(workers)
-      yield* giveBack
+      // A task a worker put back as the queue closed.
+      for (const entry of lanes.takeAll()) release(entry)
       yield* Fiber.interrupt(leases)
       yield* flush
-      yield* Queue.shutdown(ready)
     })
     let closing = false
     const shutdown = Effect.uninterruptibleMask((restore) =>
