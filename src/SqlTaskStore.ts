@@ -190,13 +190,12 @@ export const make = (
      * Runs a statement or a transaction: tried again while the file is
      * locked by another process, then any other error is a defect.
      */
+    const busyRetry = Schedule.exponential("10 millis").pipe(Schedule.upTo("30 seconds"))
     const run = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A> =>
-      effect.pipe(
-        Effect.retry({
-          while: isBusy,
-          schedule: Schedule.exponential("10 millis").pipe(Schedule.upTo("30 seconds"))
-        }),
-        Effect.orDie
+      Effect.catchAll(effect, (error) =>
+        isBusy(error)
+          ? Effect.orDie(Effect.retry(effect, { while: isBusy, schedule: busyRetry }))
+          : Effect.die(error)
       )
 
     /**

@@ -42,10 +42,9 @@ import type { Owner, Settings } from "./entry.js"
 import { Entry } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
-import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
-import { ReadyLanes } from "./ready.js"
+import { resolveEnqueueOptions } from "./options.js"
+import { logFailure, makePool, once } from "./pool.js"
 import type { Host } from "./worker.js"
-import { work } from "./worker.js"
 
 const nextId = makeIdGenerator()
 
@@ -132,12 +131,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const encodePayload = ParseResult.encodeEither(payloadSchema)
     const decodePayload = ParseResult.decodeUnknownEither(payloadSchema)
     const clock = yield* Effect.clock
-    const ready = yield* Queue.unbounded<true>()
-    const lanes = new ReadyLanes<Entry>()
+    const pool = yield* makePool(config.maxWorkers)
+    const { lanes, ready, workers } = pool
     const wake = yield* Queue.sliding<void>(1)
-    const permits = yield* Effect.makeSemaphore(config.maxWorkers)
-    const gate = yield* Effect.makeLatch(true)
-    const workers = yield* FiberSet.make<void>()
     const meter = new QueueMetrics(name)
     const boot = Math.random().toString(36).slice(2, 10)
     const owner = ownerOf(boot)
@@ -145,9 +141,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     yield* Effect.addFinalizer(() => Effect.sync(() => liveBoots.delete(boot)))
 
     let open = true
-    let paused = false
-    let maxWorkers = config.maxWorkers
-    let live = 0
     /** Tasks claimed here that have not ended or been given back. */
     let claimed = 0
     let running = 0
@@ -308,8 +301,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         claims.set(entry, task.attempt)
         local.set(entry.id, entry)
         claimed += 1
-        lanes.push(entry, entry.priority)
-        Queue.unsafeOffer(ready, true)
+        pool.push(entry)
       }
       return broken.length === 0 ? Effect.void : Effect.all(broken, { discard: true })
     }
@@ -443,42 +435,14 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       // that goes on costs less than one forked anew. Shutdown ends the wait.
       poll: Effect.map(Queue.take(ready), () => lanes.shift()),
       isOpen: () => open,
-      mustWait: () => paused || live > maxWorkers,
-      putBack: (entry) => {
-        lanes.unshift(entry, entry.priority)
-        Queue.unsafeOffer(ready, true)
-      },
+      mustWait: () => pool.paused || pool.live > pool.maxWorkers,
+      putBack: pool.putBack,
       begin,
       conclude,
       cancelForShutdown
     }
 
-    const releasePermit = Effect.suspend(() => {
-      live -= 1
-      return permits.release(1)
-    })
-
-    const startWorker = Effect.uninterruptibleMask((restore) =>
-      restore(gate.await).pipe(
-        Effect.zipRight(restore(permits.take(1))),
-        Effect.zipRight(
-          restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
-        ),
-        Effect.flatMap((): Effect.Effect<unknown, never, R> => {
-          if (paused || live >= maxWorkers) {
-            Queue.unsafeOffer(ready, true)
-            return permits.release(1)
-          }
-          const entry = lanes.shift()
-          if (entry === undefined) return permits.release(1)
-          live += 1
-          return FiberSet.run(workers, Effect.ensuring(work(workerHost, entry), releasePermit))
-        })
-      )
-    )
-
-    const recover = (what: string) => (cause: Cause.Cause<unknown>) =>
-      Effect.logError(`task queue ${what} failed`, cause).pipe(Effect.annotateLogs({ queue: name }))
+    const recover = (what: string) => logFailure(name, what)
 
     // -------------------------------------------------------------------------
     // The feeder: writes and claims, one transaction per step.
@@ -512,7 +476,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     /** One step: keeps the pending writes and claims up to the free permits. Whether to go on. */
     const feedStep = Effect.uninterruptible(
       Effect.suspend(() => {
-        const free = open && !paused ? maxWorkers - claimed : 0
+        const free = open && !pool.paused ? pool.maxWorkers - claimed : 0
         const pending = takeWrites()
         if (free <= 0 && pending.length === 0) return Effect.succeed(false)
         const now = clock.unsafeCurrentTimeMillis()
@@ -550,7 +514,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           yield* Effect.yieldNow()
           continue
         }
-        const wait = open && !paused && maxWorkers > claimed ? yield* idleFor : pollInterval
+        const wait =
+          open && !pool.paused && pool.maxWorkers > claimed ? yield* idleFor : pollInterval
         if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
       }
     }).pipe(Effect.catchAllCause(recover("feeder step")), Effect.forever)
@@ -632,7 +597,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     let drain: Fiber.RuntimeFiber<never> = undefined as never
     let feeder: Fiber.RuntimeFiber<never> = undefined as never
     let leases: Fiber.RuntimeFiber<never> = undefined as never
-    const closed = yield* Deferred.make<void>()
     const flush = Effect.suspend(function loop(): Effect.Effect<void> {
       if (writes.length === 0) return Effect.void
       const pending = takeWrites()
@@ -668,16 +632,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       yield* Fiber.interrupt(leases)
       yield* flush
     })
-    let closing = false
-    const shutdown = Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const done = restore(Deferred.await(closed))
-        if (closing) return done
-        closing = true
-        const steps = Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
-        return Effect.zipRight(Effect.forkDaemon(steps), done)
-      })
-    )
+    const shutdown = yield* once(shutdownSteps)
 
     // -------------------------------------------------------------------------
     // Operations.
@@ -889,7 +844,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const queue: TaskQueue<Args, A, E> = {
       name,
       get maxWorkers() {
-        return maxWorkers
+        return pool.maxWorkers
       },
       enqueue: (...args) =>
         Effect.catchTag(submit(args, undefined), "InvalidOption", (e) =>
@@ -912,30 +867,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         ),
       await: (id) => awaitId(id) as Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>,
       cancel: cancelId,
-      pause: Effect.zipRight(
-        Effect.sync(() => {
-          paused = true
-        }),
-        gate.close
-      ),
-      resume: Effect.zipRight(
-        Effect.sync(() => {
-          paused = false
-          Queue.unsafeOffer(wake, undefined)
-        }),
-        gate.open
-      ),
+      pause: pool.pause,
+      resume: pool.resume(() => Queue.unsafeOffer(wake, undefined)),
       shutdown,
-      resize: (n) =>
-        Effect.flatMap(
-          validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),
-          (n) =>
-            Effect.suspend(() => {
-              maxWorkers = n
-              Queue.unsafeOffer(wake, undefined)
-              return permits.resize(n)
-            })
-        ),
+      resize: (n) => pool.resize(n, () => Queue.unsafeOffer(wake, undefined)),
       awaitIdle: Effect.gen(function* () {
         while (true) {
           const signal = changed
@@ -949,8 +884,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           queued: counts.queued,
           running: counts.running,
           delayed: counts.delayed,
-          paused,
-          maxWorkers
+          paused: pool.paused,
+          maxWorkers: pool.maxWorkers
         }))
       ),
       toView: (task) => Task.toView(task, schemas as Task.ViewSchemas<A, E | TaskTimeout>)
@@ -958,7 +893,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // Tasks a stopped process left running are taken back before anything is claimed.
     yield* Effect.catchAllCause(reclaim, recover("taking back tasks of a stopped process"))
     drain = yield* Effect.forkScoped(
-      Effect.forever(Effect.catchAllCause(startWorker, recover("drain step")))
+      Effect.forever(Effect.catchAllCause(pool.drainStep(workerHost), recover("drain step")))
     )
     feeder = yield* Effect.forkScoped(feederLoop)
     leases = yield* Effect.forkScoped(leaseLoop)

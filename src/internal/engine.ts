@@ -33,11 +33,11 @@ import { awaitEntry, Entry, Spread } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
-import { isPositiveInteger, resolveEnqueueOptions, validate } from "./options.js"
+import { resolveEnqueueOptions } from "./options.js"
 import { annotations, decide, describeCause, logEnd } from "./attempt.js"
-import { DelayHeap, ReadyLanes } from "./ready.js"
+import { logFailure, makePool, once } from "./pool.js"
+import { DelayHeap } from "./ready.js"
 import type { Host } from "./worker.js"
-import { work } from "./worker.js"
 
 const nextId = makeIdGenerator()
 
@@ -60,9 +60,6 @@ export interface Config<Args extends ReadonlyArray<any>, A, E, R> {
   }
 }
 
-/** What the ready queue carries: one token per ready task; the lanes say which runs. */
-const TOKEN = true
-
 export const make = <Args extends ReadonlyArray<any>, A, E, R>(
   config: Config<Args, A, E, R>
 ): Effect.Effect<TaskQueue<Args, A, E>, never, Scope.Scope | TaskStore.TaskStore | R> =>
@@ -71,13 +68,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const store = yield* TaskStore.TaskStore
     const { unsafeInsert, unsafeUpdate } = store
     const clock = yield* Effect.clock
-    const ready = yield* Queue.unbounded<typeof TOKEN>()
-    const lanes = new ReadyLanes<Entry>()
+    const pool = yield* makePool(config.maxWorkers)
+    const { lanes, ready, workers } = pool
     const delayed = new DelayHeap<Entry>()
     const wake = yield* Queue.sliding<void>(1)
-    const permits = yield* Effect.makeSemaphore(config.maxWorkers)
-    const gate = yield* Effect.makeLatch(true)
-    const workers = yield* FiberSet.make<void>()
     const meter = new QueueMetrics(name)
     // Attempt spans are made only under a tracer other than Effect's
     // built-in one, which exports nothing; workers use the tracer in place here.
@@ -90,9 +84,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     )
 
     let open = true
-    let paused = false
-    let maxWorkers = config.maxWorkers
-    let live = 0
     let pending = 0
     let running = 0
     let idle: Deferred.Deferred<void> | undefined
@@ -127,8 +118,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         if (delayed.peek() === entry) Queue.unsafeOffer(wake, undefined)
         return
       }
-      lanes.push(entry, entry.priority)
-      Queue.unsafeOffer(ready, TOKEN)
+      pool.push(entry)
     }
 
     /** Moves a queued task to running on this worker; false if it is no longer queued. */
@@ -272,49 +262,18 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         Option.isNone(token) ? undefined : lanes.shift()
       ),
       isOpen: () => open,
-      mustWait: () => paused || live > maxWorkers,
-      putBack: (entry) => {
-        lanes.unshift(entry, entry.priority)
-        Queue.unsafeOffer(ready, TOKEN)
-      },
+      mustWait: () => pool.paused || pool.live > pool.maxWorkers,
+      putBack: pool.putBack,
       begin,
       conclude,
       cancelForShutdown
     }
 
-    const release = Effect.suspend(() => {
-      live -= 1
-      return permits.release(1)
-    })
+    const recover = (what: string) => logFailure(name, what)
 
-    const startWorker = Effect.uninterruptibleMask((restore) =>
-      restore(gate.await).pipe(
-        Effect.zipRight(restore(permits.take(1))),
-        Effect.zipRight(
-          restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
-        ),
-        Effect.flatMap((): Effect.Effect<unknown, never, R> => {
-          if (paused || live >= maxWorkers) {
-            // Paused, or resized down, while this waited: the token goes back
-            // for when work resumes or a permit is free under the new limit.
-            Queue.unsafeOffer(ready, TOKEN)
-            return permits.release(1)
-          }
-          live += 1
-          return FiberSet.run(workers, Effect.ensuring(work(host, lanes.shift()!), release))
-        })
-      )
-    )
-
-    /** Logs a background loop's failure with its Cause and goes on. */
-    const recover = (what: string) => (cause: Cause.Cause<unknown>) =>
-      Effect.logError(`task queue ${what} failed`, cause).pipe(Effect.annotateLogs({ queue: name }))
-
-    const drain = yield* startWorker.pipe(
-      Effect.catchAllCause(recover("drain step")),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    const drain = yield* pool
+      .drainStep(host)
+      .pipe(Effect.catchAllCause(recover("drain step")), Effect.forever, Effect.forkScoped)
 
     // The timer: moves delayed tasks to the lanes when they fall due, and
     // wakes early when a task due sooner arrives.
@@ -335,11 +294,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       Effect.forkScoped
     )
 
-    /**
-     * Shutting down, done once: by `shutdown` or by the scope's close,
-     * whichever comes first; the other waits for it to be over.
-     */
-    const closed = yield* Deferred.make<void>()
     const shutdownSteps = Effect.gen(function* () {
       open = false
       yield* Effect.logDebug("task queue shutting down").pipe(
@@ -369,19 +323,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       yield* cancelWaiting
       yield* Queue.shutdown(ready)
     })
-    // The steps run on a fiber of their own, so that a caller that is
-    // interrupted (a handler of this very queue, at the grace's end) or stops
-    // waiting leaves them to finish.
-    let closing = false
-    const shutdown = Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const done = restore(Deferred.await(closed))
-        if (closing) return done
-        closing = true
-        const steps = Effect.ensuring(shutdownSteps, Deferred.done(closed, Exit.void))
-        return Effect.zipRight(Effect.forkDaemon(steps), done)
-      })
-    )
+    const shutdown = yield* once(shutdownSteps)
     yield* Effect.addFinalizer(() => shutdown)
 
     const lookup = (id: string): Effect.Effect<TaskRecord, TaskNotFound> =>
@@ -534,7 +476,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const queue: TaskQueue<Args, A, E> = {
       name,
       get maxWorkers() {
-        return maxWorkers
+        return pool.maxWorkers
       },
       enqueue: (...args) =>
         submit(args, undefined) as Effect.Effect<TaskHandle<A, E>, QueueShutdown | QueueFull>,
@@ -561,28 +503,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             ? cancelEntry(record)
             : Effect.fail(TaskFinished.of(record.id, record.status))
         ),
-      pause: Effect.zipRight(
-        Effect.sync(() => {
-          paused = true
-        }),
-        gate.close
-      ),
-      resume: Effect.zipRight(
-        Effect.sync(() => {
-          paused = false
-        }),
-        gate.open
-      ),
+      pause: pool.pause,
+      resume: pool.resume(() => {}),
       shutdown,
-      resize: (n) =>
-        Effect.flatMap(
-          validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),
-          (n) =>
-            Effect.suspend(() => {
-              maxWorkers = n
-              return permits.resize(n)
-            })
-        ),
+      resize: (n) => pool.resize(n, () => {}),
       awaitIdle: Effect.suspend(() => {
         if (isIdle()) return Effect.void
         idle ??= Deferred.unsafeMake(FiberId.none)
@@ -592,8 +516,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         queued: pending - running,
         running,
         delayed: delayed.size,
-        paused,
-        maxWorkers
+        paused: pool.paused,
+        maxWorkers: pool.maxWorkers
       })),
       toView: (task) => Task.toView(task, schemas as Task.ViewSchemas<A, E | TaskTimeout>)
     }

@@ -1,0 +1,144 @@
+/**
+ * What both engines share: the ready queue of tokens with the lanes that say
+ * which task each token runs, the `Semaphore(maxWorkers)` and the workers
+ * holding its permits, the drain fiber's step, pause/resume/resize, and a
+ * shutdown that runs once.
+ */
+import type { Cause, Scope } from "effect"
+import type { InvalidOption } from "../TaskError.js"
+import { Deferred, Effect, Exit, FiberSet, Queue } from "effect"
+import type { Entry } from "./entry.js"
+import { isPositiveInteger, validate } from "./options.js"
+import { ReadyLanes } from "./ready.js"
+import type { Host } from "./worker.js"
+import { work } from "./worker.js"
+
+/** What the ready queue carries: one token per ready task; the lanes say which runs. */
+export const TOKEN = true
+
+export interface Pool {
+  readonly ready: Queue.Queue<typeof TOKEN>
+  readonly lanes: ReadyLanes<Entry>
+  readonly workers: FiberSet.FiberSet<void>
+  /** Workers running, each holding a permit. */
+  live: number
+  paused: boolean
+  maxWorkers: number
+  /** Makes a task ready: at the back of its lane, with its token. */
+  readonly push: (entry: Entry) => void
+  /** Puts a task taken too late back at the front of its lane, with its token. */
+  readonly putBack: (entry: Entry) => void
+  /**
+   * One step of the drain fiber: a permit, then a token, then a worker
+   * forked with the permit, which it gives back when it ends, however it ends.
+   */
+  readonly drainStep: <R>(host: Host<R>) => Effect.Effect<void, never, R>
+  readonly pause: Effect.Effect<void>
+  /** `onChange` runs once the new state is set: a durable queue's feeder wakes. */
+  readonly resume: (onChange: () => void) => Effect.Effect<void>
+  readonly resize: (n: number, onChange: () => void) => Effect.Effect<void, InvalidOption>
+}
+
+export const makePool = (maxWorkers: number): Effect.Effect<Pool, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const ready = yield* Queue.unbounded<typeof TOKEN>()
+    const lanes = new ReadyLanes<Entry>()
+    const permits = yield* Effect.makeSemaphore(maxWorkers)
+    const gate = yield* Effect.makeLatch(true)
+    const workers = yield* FiberSet.make<void>()
+
+    const release = Effect.suspend(() => {
+      pool.live -= 1
+      return permits.release(1)
+    })
+
+    const pool: Pool = {
+      ready,
+      lanes,
+      workers,
+      live: 0,
+      paused: false,
+      maxWorkers,
+      push: (entry) => {
+        lanes.push(entry, entry.priority)
+        Queue.unsafeOffer(ready, TOKEN)
+      },
+      putBack: (entry) => {
+        lanes.unshift(entry, entry.priority)
+        Queue.unsafeOffer(ready, TOKEN)
+      },
+      drainStep: <R>(host: Host<R>) =>
+        Effect.uninterruptibleMask((restore) =>
+          restore(gate.await).pipe(
+            Effect.zipRight(restore(permits.take(1))),
+            Effect.zipRight(
+              restore(Queue.take(ready)).pipe(Effect.onInterrupt(() => permits.release(1)))
+            ),
+            Effect.flatMap((): Effect.Effect<unknown, never, R> => {
+              if (pool.paused || pool.live >= pool.maxWorkers) {
+                // Paused, or resized down, while this waited: the token goes
+                // back for when work resumes or a permit is free under the new limit.
+                Queue.unsafeOffer(ready, TOKEN)
+                return permits.release(1)
+              }
+              const first = lanes.shift()
+              if (first === undefined) return permits.release(1)
+              pool.live += 1
+              return FiberSet.run(workers, Effect.ensuring(work(host, first), release))
+            }),
+            Effect.asVoid
+          )
+        ),
+      pause: Effect.zipRight(
+        Effect.sync(() => {
+          pool.paused = true
+        }),
+        gate.close
+      ),
+      resume: (onChange) =>
+        Effect.zipRight(
+          Effect.sync(() => {
+            pool.paused = false
+            onChange()
+          }),
+          gate.open
+        ),
+      resize: (n, onChange) =>
+        Effect.flatMap(
+          validate("maxWorkers", n, "must be a positive integer", isPositiveInteger),
+          (n) =>
+            Effect.suspend(() => {
+              pool.maxWorkers = n
+              onChange()
+              return permits.resize(n)
+            })
+        )
+    }
+    return pool
+  })
+
+/** Logs a background loop's failure with its Cause and goes on. */
+export const logFailure =
+  (queue: string, what: string) =>
+  (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+    Effect.logError(`task queue ${what} failed`, cause).pipe(Effect.annotateLogs({ queue }))
+
+/**
+ * Shutting down, done once: by a call or by the scope's close, whichever
+ * comes first; the other waits for it to be over. The steps run on a fiber
+ * of their own, so that a caller that is interrupted (a handler of this very
+ * queue, at the grace's end) or stops waiting leaves them to finish.
+ */
+export const once = (steps: Effect.Effect<void>): Effect.Effect<Effect.Effect<void>> =>
+  Effect.map(Deferred.make<void>(), (closed) => {
+    let closing = false
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        const done = restore(Deferred.await(closed))
+        if (closing) return done
+        closing = true
+        const run = Effect.ensuring(steps, Deferred.done(closed, Exit.void))
+        return Effect.zipRight(Effect.forkDaemon(run), done)
+      })
+    )
+  })
