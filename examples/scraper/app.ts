@@ -65,9 +65,11 @@ export class Api extends HttpApi.make("scraper").add(ScrapesApi).prefix("/v0") {
  */
 export const ScrapesLive = Layer.unwrapEffect(
   Effect.map(QueueConfig, (config) =>
-    TaskQueue.layerMemory(Scrapes, {
+    TaskQueue.layer(Scrapes, {
       name: "scrapes",
       maxWorkers: config.maxWorkers,
+      // Payloads are stored as this Schema's JSON in the SQLite file.
+      payload: ScrapeRequest,
       // The queue times each attempt, so the scrape sets no limit of its own.
       handler: (request) => scrape(request.url, { timeout: Duration.infinity }),
       success: Product,

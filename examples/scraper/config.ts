@@ -68,7 +68,6 @@ export type Database =
  * `memory:` to keep tasks in memory only (a restart forgets them).
  */
 export const DatabaseConfig: Config.Config<Database> = Config.string("DATABASE_URL").pipe(
-  Config.withDefault("file:./data/tasks.db"),
   Config.mapOrFail((text): Either.Either<Database, ConfigError.ConfigError> => {
     const url = text.trim()
     if (url === "memory:") return Either.right({ _tag: "memory" })
@@ -79,7 +78,8 @@ export const DatabaseConfig: Config.Config<Database> = Config.string("DATABASE_U
       ? "PostgreSQL is not supported yet: use file:<path> or memory:"
       : "must be file:<path> (SQLite) or memory:"
     return Either.left(ConfigError.InvalidData([], `${rule}; got ${shown(text)}`))
-  })
+  }),
+  Config.withDefault<Database>({ _tag: "sqlite", filename: "./data/tasks.db" })
 )
 
 /** Where the server listens; port 0 picks a free port (the log line says which). */

@@ -470,6 +470,7 @@ describe("the scraper app", () => {
         'must be a duration of zero or more with its unit, such as "10 seconds" or "0 seconds"'
       const timeout =
         'must be a positive duration with its unit, such as "10 seconds" or "1500 millis"'
+      const database = "must be file:<path> (SQLite) or memory:"
       const cases = [
         ["MAX_WORKERS", "0", `${positive}; got 0`],
         ["MAX_WORKERS", "2.5", `${positive}; got 2.5`],
@@ -482,7 +483,14 @@ describe("the scraper app", () => {
         ["SHUTDOWN_GRACE", "10000", `${grace}; got 10000`],
         ["SHUTDOWN_GRACE", "-1 seconds", `${grace}; got -1 seconds`],
         ["SCRAPE_TIMEOUT", "0 seconds", `${timeout}; got 0 seconds`],
-        ["SCRAPE_TIMEOUT", "soon", `${timeout}; got soon`]
+        ["SCRAPE_TIMEOUT", "soon", `${timeout}; got soon`],
+        ["DATABASE_URL", "file:", `${database}; got file:`],
+        ["DATABASE_URL", "mysql://localhost/tasks", `${database}; got mysql://localhost/tasks`],
+        [
+          "DATABASE_URL",
+          "postgres://localhost/tasks",
+          "PostgreSQL is not supported yet: use file:<path> or memory:; got postgres://localhost/tasks"
+        ]
       ] as const
       for (const [name, value, message] of cases) {
         const error = yield* Effect.flip(Layer.build(app({ ...settings, [name]: value })))
