@@ -48,6 +48,9 @@ import type { Host } from "./worker.js"
 
 const nextId = makeIdGenerator()
 
+/** The stored outcome of a task that succeeded with no value. */
+const VOID_OUTCOME = JSON.stringify({ result: null })
+
 /** Writes applied per transaction at most. */
 const MAX_WRITES = 500
 
@@ -155,11 +158,14 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     /** Callers waiting for tasks to end, by id. */
     const waiters = new Map<string, Deferred.Deferred<void>>()
     /** Completed each time writes are applied: what `awaitIdle` waits on. */
-    let changed = Deferred.unsafeMake<void>(FiberId.none)
+    let changed: Deferred.Deferred<void> | undefined
+    /** The next change, for a caller to wait on; made only when someone waits. */
+    const nextChange = () => (changed ??= Deferred.unsafeMake<void>(FiberId.none))
 
     const notifyChange = () => {
+      if (changed === undefined) return
       Deferred.unsafeDone(changed, Exit.void)
-      changed = Deferred.unsafeMake<void>(FiberId.none)
+      changed = undefined
     }
     const notifyEnd = (id: string) => {
       const waiter = waiters.get(id)
@@ -169,8 +175,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     }
 
     const outcomeOf = (entry: Entry): string => {
-      const view = Task.toView(Task.snapshot(entry), schemas as Task.ViewSchemas<unknown, unknown>)
       const exit = entry.exit!
+      // Most tasks succeed with no value.
+      if (Exit.isSuccess(exit) && exit.value === undefined) return VOID_OUTCOME
+      const view = Task.toView(Task.snapshot(entry), schemas as Task.ViewSchemas<unknown, unknown>)
       if (Exit.isSuccess(exit)) return JSON.stringify({ result: view.result ?? null })
       const failure = Cause.failureOption(exit.cause)
       const error: Record<string, unknown> = { ...view.error }
@@ -449,14 +457,16 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
 
     /** Applies writes the store gave back refused: their claim was lost. */
     const refusedLog = (refused: ReadonlyArray<Write>) =>
-      Effect.forEach(
-        refused,
-        (w) =>
-          Effect.logWarning(
-            "a task's claim was lost before its change was kept; the change was dropped"
-          ).pipe(Effect.annotateLogs({ taskId: w.id, queue: name, change: w._tag })),
-        { discard: true }
-      )
+      refused.length === 0
+        ? Effect.void
+        : Effect.forEach(
+            refused,
+            (w) =>
+              Effect.logWarning(
+                "a task's claim was lost before its change was kept; the change was dropped"
+              ).pipe(Effect.annotateLogs({ taskId: w.id, queue: name, change: w._tag })),
+            { discard: true }
+          )
 
     /** After writes are kept: callers waiting on the tasks that ended are told. */
     const applied = (done: ReadonlyArray<Write>) => {
@@ -743,7 +753,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         ? Effect.void
         : Effect.zipRight(
             Effect.timeoutOption(
-              Effect.suspend(() => Deferred.await(changed)),
+              Effect.suspend(() => Deferred.await(nextChange())),
               pollInterval
             ),
             Effect.suspend(() => waitForRoom)
@@ -873,7 +883,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       resize: (n) => pool.resize(n, () => Queue.unsafeOffer(wake, undefined)),
       awaitIdle: Effect.gen(function* () {
         while (true) {
-          const signal = changed
+          const signal = nextChange()
           const counts = yield* durable.counts(name, clock.unsafeCurrentTimeMillis())
           if (counts.queued + counts.running === 0 && claimed === 0 && writes.length === 0) return
           yield* Effect.timeoutOption(Deferred.await(signal), pollInterval)
