@@ -84,5 +84,60 @@ export const method = (s: Settings): string =>
       "(its histogram has 1 ms resolution). A round fails if any response is not 2xx, or if the " +
       "server handled fewer requests than the load generator counted.",
     "### 5. Durable SQLite store",
-    "Not measured yet: the store does not exist. bench/plan.ts marks where the case goes."
+    "Each child makes a new temporary directory (`os.tmpdir()`) with a fresh SQLite file in it, " +
+      "and removes the directory at the end. Both variants run in WAL mode with " +
+      "`synchronous = NORMAL` (the library's store sets both itself; the raw queue sets them, and " +
+      "a 5 s busy timeout, with `PRAGMA`s), and each child checks both settings on its connection " +
+      "at the end. The four figures are taken one after the other in the same child, on the same " +
+      "file:",
+    `1. Enqueue, one per commit: ${n(s.sqlite.enqueueOne)} enqueues into an empty file, one at ` +
+      "a time, each its own transaction, with the queue paused (nothing is claimed). The heap is " +
+      "settled, then the clock runs from before the first enqueue to after the last returns. " +
+      "Figure: N / elapsed seconds.",
+    `2. Enqueue in batches: ${n(s.sqlite.enqueueBatch)} more enqueues, ` +
+      `${s.sqlite.batchSize} per transaction, still paused, timed the same way.`,
+    `3. Processing: untimed batches top the file up to ${n(s.sqlite.tasks)} queued tasks; the ` +
+      "heap is settled; the clock runs from just before the queue is resumed, at maxWorkers " +
+      `${s.sqlite.workers}, to the moment the last completion is committed. Afterwards the ` +
+      `child counts the rows that say \`succeeded\` (all ${n(s.sqlite.tasks)} must) and the ` +
+      "handler starts (exactly one per task), and fails the round otherwise. Figure: N / " +
+      "elapsed seconds.",
+    "4. Idle enqueue-to-start: with nothing queued and every worker free, one task is enqueued " +
+      "and waited for to completion (its completion committed), one at a time; " +
+      `50 such tasks warm up, then ${n(s.sqlite.samples)} are sampled. Before each enqueue the ` +
+      "child sleeps 1 ms (`setTimeout`), so the queue is waiting for work. A sample runs from " +
+      "`performance.now()` just before the enqueue call to `performance.now()` as the handler " +
+      "starts. Figure: nearest-rank p50 and p99 of the samples, in µs; across rounds the median " +
+      "of the per-round percentiles.",
+    '- effect-task-queue: `TaskQueue.make({ name: "bench", maxWorkers, payload: Schema.Number, ' +
+      "handler })` on `SqlTaskStore.layer()` over `SqliteClient.layer({ filename })` " +
+      "(@effect/sql-sqlite-node), all other options at their defaults; the handler is an " +
+      "`Effect.sync` that counts (figure 3) or notes the time (figure 4). Figure 1 is " +
+      "`yield* queue.enqueue(i)` after `yield* queue.pause`; figure 2 is " +
+      "`sql.withTransaction(Effect.forEach(batch, (n) => queue.enqueue(n)))`; figure 3 starts " +
+      `with \`queue.resume\` and ends when a \`Deferred\`, completed by the ${n(s.sqlite.tasks)}th ` +
+      "handler start, has completed and `queue.awaitIdle` has returned (it returns once the store " +
+      "counts nothing queued or running and no completion waits to be written); figure 4 times " +
+      "`queue.enqueue` and waits with the handle's `await`.",
+    "- raw better-sqlite3: a minimal queue written in the benchmark on better-sqlite3 (the " +
+      "version @effect/sql-sqlite-node installs), the floor for a durable queue on SQLite. Its " +
+      "`tasks` table has id (text, 26 characters, ordered by creation, as the library's), queue, " +
+      "status, payload (JSON text), attempt, priority, due_at, owner, lease_until, result (JSON " +
+      "text) and finished_at, and one index, on (queue, priority DESC, due_at, id) where status " +
+      "is `queued`, which serves the claim. Every statement is prepared once. An enqueue is one " +
+      "`INSERT` in its own commit; a batch is the same `INSERT`s in one `db.transaction`. A step " +
+      "is one transaction: first the completions of the tasks that ended since the last step, " +
+      "each an `UPDATE` of status, result and finished_at that is a compare-and-set on id, owner " +
+      "and attempt (every one must change its row; the round fails otherwise), then a claim of " +
+      "at most workers − claimed due tasks, highest priority first: one `UPDATE ... SET status " +
+      "= 'running', owner, lease_until, attempt + 1 WHERE id IN (SELECT ... LIMIT free) " +
+      "RETURNING`. After the commit each claimed task's payload is parsed and its no-op `async` " +
+      "handler called, so at most `workers` run at a time; when its promise settles, the task's " +
+      "completion waits for the next step. A step runs on a `setImmediate` turn, asked for by an " +
+      "enqueue on the running queue, by a completion, or by a claim that filled every free slot, " +
+      "so the event loop gets its turn between batches. Figure 3 ends after the step whose commit " +
+      `brings the committed completions to ${n(s.sqlite.tasks)}; figure 4 waits for the step ` +
+      "that commits the sampled task's completion.",
+    "The processing target is the ratio of the medians of figure 3; the latency target is the " +
+      "median p50 of figure 4 for this library, in absolute terms."
   ].join("\n\n")

@@ -13,7 +13,8 @@ const NAMES: Record<string, string> = {
   "p-queue-records": "p-queue + status map",
   fastq: "fastq.promise",
   "effect-loop": "bare Effect loop",
-  bare: "bare HttpApi route"
+  bare: "bare HttpApi route",
+  raw: "raw better-sqlite3"
 }
 
 const nameOf = (impl: string) => NAMES[impl] ?? impl
@@ -147,13 +148,58 @@ const httpTable = (results: Results) => {
   )
 }
 
+/** The durable store's figures, one row each: this library and the raw queue side by side. */
+const sqliteRows = (batchSize: number) =>
+  [
+    ["enqueue, one per commit (tasks/s)", "enqueueOnePerSec", 0],
+    [`enqueue, ${batchSize} per commit (tasks/s)`, "enqueueBatchPerSec", 0],
+    ["processing (tasks/s)", "processPerSec", 0],
+    ["idle enqueue-to-start p50 (µs)", "p50us", 1],
+    ["idle enqueue-to-start p99 (µs)", "p99us", 1]
+  ] as const
+
+const sqliteTable = (results: Results) => {
+  const ours = findVariant(results, "sqlite", "task-queue")
+  const raw = findVariant(results, "sqlite", "raw")
+  if (ours === undefined && raw === undefined) return "Not measured in this run."
+  return table(
+    [
+      "figure",
+      `${nameOf("task-queue")} (median)`,
+      "min–max",
+      "spread",
+      `${nameOf("raw")} (median)`,
+      "min–max",
+      "spread",
+      "ratio"
+    ],
+    sqliteRows(results.settings.sqlite.batchSize).map(([label, metric, digits]) => [
+      label,
+      median(ours, metric, digits),
+      range(ours?.summary[metric], digits),
+      spread(ours?.summary[metric]),
+      median(raw, metric, digits),
+      range(raw?.summary[metric], digits),
+      spread(raw?.summary[metric]),
+      ratio(medianRatio(ours, raw, metric))
+    ])
+  )
+}
+
+const measuredOf = (t: Target) =>
+  t.measured === undefined
+    ? "not measured"
+    : t.unit === "ms"
+      ? `${num(t.measured, 2)} ms`
+      : ratio(t.measured)
+
 const targetsTable = (targets: ReadonlyArray<Target>) =>
   table(
     ["target", "goal", "measured", "met"],
     targets.map((t) => [
       t.name,
       t.goal,
-      t.measured === undefined ? "not measured" : ratio(t.measured),
+      measuredOf(t),
       t.met === undefined ? "–" : t.met ? "met" : "not met"
     ])
   )
@@ -252,7 +298,11 @@ export const renderMarkdown = (results: Results): string => {
     latencyTable(results),
     `## 4. HTTP enqueue: ${s.http.connections} connections, ${s.http.durationSeconds} s`,
     httpTable(results),
-    ...results.notMeasured.flatMap((c) => [`## 5. ${c.title}`, `Not measured yet: ${c.reason}.`]),
+    `## 5. Durable SQLite store: ${num(s.sqlite.tasks)} tasks at maxWorkers ${s.sqlite.workers}`,
+    sqliteTable(results),
+    "The ratio column is this library's median over the raw queue's: above 1 is faster for " +
+      "tasks/s, slower for latencies.",
+    ...results.notMeasured.flatMap((c) => [`## ${c.title}`, `Not measured yet: ${c.reason}.`]),
     "## Method",
     method(s)
   ]

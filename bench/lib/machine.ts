@@ -14,6 +14,9 @@ export const COMPARED_PACKAGES = [
   "p-queue",
   "fastq",
   "autocannon",
+  "@effect/sql",
+  "@effect/sql-sqlite-node",
+  "better-sqlite3",
   "tsx"
 ] as const
 

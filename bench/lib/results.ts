@@ -26,7 +26,10 @@ export interface CaseResult {
 export interface Target {
   readonly name: string
   readonly goal: string
+  /** A ratio of two medians, or for an absolute target a median in `unit`. */
   readonly measured: number | undefined
+  /** What `measured` is in; a ratio when absent. */
+  readonly unit?: "ms"
   readonly met: boolean | undefined
 }
 
@@ -41,6 +44,18 @@ export interface Settings {
     readonly connections: number
     readonly backlog: number
     readonly workers: number
+  }
+  readonly sqlite: {
+    /** Enqueues timed one at a time, each its own commit. */
+    readonly enqueueOne: number
+    /** Enqueues timed in transactions of `batchSize`. */
+    readonly enqueueBatch: number
+    readonly batchSize: number
+    /** Tasks in the file when processing starts. */
+    readonly tasks: number
+    readonly workers: number
+    /** Idle enqueue-to-start samples, after a warm-up. */
+    readonly samples: number
   }
 }
 

@@ -8,8 +8,15 @@ const check = (
   name: string,
   goal: string,
   measured: number | undefined,
-  ok: (x: number) => boolean
-): Target => ({ name, goal, measured, met: measured === undefined ? undefined : ok(measured) })
+  ok: (x: number) => boolean,
+  unit?: Target["unit"]
+): Target => ({
+  name,
+  goal,
+  measured,
+  ...(unit === undefined ? {} : { unit }),
+  met: measured === undefined ? undefined : ok(measured)
+})
 
 export const checkTargets = (
   cases: ReadonlyArray<CaseResult>,
@@ -23,6 +30,10 @@ export const checkTargets = (
   const largest = Math.max(...backlogs)
   const httpOurs = findVariant(results, "http", "task-queue")
   const httpBare = findVariant(results, "http", "bare")
+  const sqliteWorkers = { workers: settings.sqlite.workers }
+  const sqliteOurs = findVariant(results, "sqlite", "task-queue", sqliteWorkers)
+  const sqliteRaw = findVariant(results, "sqlite", "raw", sqliteWorkers)
+  const idleP50us = sqliteOurs?.summary["p50us"]?.median
   return [
     check(
       "Throughput at maxWorkers 8 vs p-queue",
@@ -68,6 +79,18 @@ export const checkTargets = (
       medianRatio(httpOurs, httpBare, "p99ms"),
       (x) => x <= 1.3
     ),
-    check("Durable SQLite store", "not set yet", undefined, () => false)
+    check(
+      `Durable processing at maxWorkers ${settings.sqlite.workers} vs raw better-sqlite3`,
+      "≥ 0.7×",
+      medianRatio(sqliteOurs, sqliteRaw, "processPerSec"),
+      (x) => x >= 0.7
+    ),
+    check(
+      "Idle enqueue-to-start p50 (in process)",
+      "< 2 ms",
+      idleP50us === undefined ? undefined : idleP50us / 1000,
+      (x) => x < 2,
+      "ms"
+    )
   ]
 }

@@ -1,0 +1,482 @@
+/**
+ * Case 5, the durable SQLite store, for one `--impl`, on a fresh SQLite file
+ * of its own (WAL, `synchronous = NORMAL`) that is removed at the end:
+ *
+ * - `task-queue`: this library, `TaskQueue.make` with a `payload` Schema on
+ *   `SqlTaskStore.layer()` over `SqliteClient.layer` (@effect/sql-sqlite-node);
+ * - `raw`: a minimal queue written here directly on better-sqlite3, doing the
+ *   same durable work (the floor for SQLite).
+ *
+ * Four figures, one after the other on the same file:
+ *
+ * 1. `--one` enqueues one at a time, each its own commit, the queue paused;
+ * 2. `--batch` enqueues in transactions of `--batch-size`, still paused;
+ * 3. the file is topped up (untimed) to `--tasks` queued tasks, then the
+ *    queue runs them at `--workers` from resume to the last completion
+ *    committed; every row must then say `succeeded`;
+ * 4. on the idle queue, `--samples` single enqueues, each timed from the
+ *    enqueue call to the start of its handler and waited to completion.
+ */
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqlClient from "@effect/sql/SqlClient"
+import Database from "better-sqlite3"
+import { Deferred, Effect, Exit, Layer, Logger, LogLevel, Schema } from "effect"
+import { TaskQueue } from "effect-task-queue"
+import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
+import { mkdtempSync, rmSync } from "node:fs"
+import os from "node:os"
+import path from "node:path"
+import { emitResult, intOption, requiredOption, runMain, settleHeap } from "../lib/child.js"
+import { percentileOfSorted } from "../lib/stats.js"
+
+const impl = requiredOption("impl")
+const one = intOption("one")
+const batch = intOption("batch")
+const batchSize = intOption("batch-size")
+const tasks = intOption("tasks")
+const workers = intOption("workers")
+const samples = intOption("samples")
+/** Latency samples taken first and discarded. */
+const WARM_UP = 50
+const QUEUE = "bench"
+/** How long a claim holds, as the library's default. */
+const LEASE_MS = 30_000
+
+if (tasks < one + batch) throw new Error("--tasks must cover the --one and --batch enqueues")
+
+interface Outcome {
+  readonly enqueueOneMs: number
+  readonly enqueueBatchMs: number
+  readonly processMs: number
+  /** Enqueue-to-start latencies of the kept samples, in milliseconds. */
+  readonly latencies: Float64Array
+  /** Rows of the queue that say `succeeded` once processing has ended. */
+  readonly succeeded: number
+  /** Handler starts during processing: each task exactly once. */
+  readonly handled: number
+  readonly journalMode: string
+  readonly synchronous: number
+}
+
+/** The payloads `from` .. `from + count - 1`, cut in batches of `batchSize`. */
+const batches = (from: number, count: number): Array<Array<number>> => {
+  const out: Array<Array<number>> = []
+  for (let at = from; at < from + count; at += batchSize) {
+    const size = Math.min(batchSize, from + count - at)
+    out.push(Array.from({ length: size }, (_, i) => at + i))
+  }
+  return out
+}
+
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------------------
+// This library.
+
+const taskQueue = (filename: string): Promise<Outcome> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    let onStart: () => void = () => {}
+    const queue = yield* TaskQueue.make({
+      name: QUEUE,
+      maxWorkers: workers,
+      payload: Schema.Number,
+      handler: (_n: number) => Effect.sync(() => onStart())
+    })
+    const enqueueBatch = (payloads: ReadonlyArray<number>) =>
+      sql.withTransaction(Effect.forEach(payloads, (n) => queue.enqueue(n), { discard: true }))
+
+    yield* queue.pause
+    yield* Effect.promise(settleHeap)
+    let start = performance.now()
+    for (let i = 0; i < one; i++) yield* queue.enqueue(i)
+    const enqueueOneMs = performance.now() - start
+
+    yield* Effect.promise(settleHeap)
+    start = performance.now()
+    for (const payloads of batches(one, batch)) yield* enqueueBatch(payloads)
+    const enqueueBatchMs = performance.now() - start
+
+    for (const payloads of batches(one + batch, tasks - one - batch)) {
+      yield* enqueueBatch(payloads)
+    }
+    let handled = 0
+    const allStarted = yield* Deferred.make<void>()
+    onStart = () => {
+      handled += 1
+      if (handled === tasks) Deferred.unsafeDone(allStarted, Exit.void)
+    }
+    yield* Effect.promise(settleHeap)
+    start = performance.now()
+    yield* queue.resume
+    yield* Deferred.await(allStarted)
+    yield* queue.awaitIdle
+    const processMs = performance.now() - start
+    const count = yield* sql<{ readonly n: number | bigint }>`SELECT COUNT(*) AS n FROM tasks
+      WHERE queue = ${QUEUE} AND status = 'succeeded'`
+    const succeeded = Number(count[0]?.n ?? 0)
+
+    let startedAt = 0
+    onStart = () => {
+      startedAt = performance.now()
+    }
+    const latencies = new Float64Array(samples)
+    for (let i = 0; i < WARM_UP + samples; i++) {
+      yield* Effect.sleep("1 millis")
+      const enqueuedAt = performance.now()
+      const handle = yield* queue.enqueue(tasks + i)
+      const exit = yield* handle.await
+      if (Exit.isFailure(exit) || startedAt < enqueuedAt) {
+        return yield* Effect.dieMessage(`latency sample ${i}: the task did not run as expected`)
+      }
+      if (i >= WARM_UP) latencies[i - WARM_UP] = startedAt - enqueuedAt
+    }
+
+    const journal = yield* sql<{ readonly journal_mode: string }>`PRAGMA journal_mode`
+    const sync = yield* sql<{ readonly synchronous: number | bigint }>`PRAGMA synchronous`
+    return {
+      enqueueOneMs,
+      enqueueBatchMs,
+      processMs,
+      latencies,
+      succeeded,
+      handled,
+      journalMode: String(journal[0]?.journal_mode),
+      synchronous: Number(sync[0]?.synchronous)
+    }
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(SqlTaskStore.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename })))),
+    Logger.withMinimumLogLevel(LogLevel.Warning),
+    Effect.runPromise
+  )
+
+// ---------------------------------------------------------------------------
+// A minimal durable queue on better-sqlite3.
+
+interface ClaimedRow {
+  readonly id: string
+  readonly attempt: number
+  readonly payload: string
+}
+
+interface Completion {
+  readonly id: string
+  readonly attempt: number
+  readonly status: "succeeded" | "failed"
+  readonly result: string
+  readonly finishedAt: number
+}
+
+const SCHEMA = [
+  `CREATE TABLE tasks (
+    id TEXT PRIMARY KEY NOT NULL,
+    queue TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER,
+    result TEXT,
+    finished_at INTEGER
+  )`,
+  `CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id) WHERE status = 'queued'`
+]
+
+/** Ids that sort by creation: milliseconds and a counter, 26 characters as the library's. */
+const makeIds = () => {
+  let counter = 0
+  return () =>
+    Date.now().toString(36).padStart(10, "0") + (counter++).toString(36).padStart(16, "0")
+}
+
+/**
+ * Tasks are rows; a step is one transaction that writes the completions of
+ * the tasks that ended since the last step (each a compare-and-set on id,
+ * owner and attempt) and claims up to `workers - claimed` due tasks, highest
+ * priority first, marking them running with this owner and a lease. Claimed
+ * tasks run their (promise) handler at once; a completion or an enqueue asks
+ * for a step, which runs on the next `setImmediate` turn, so the event loop
+ * gets its turn between batches.
+ */
+class RawQueue {
+  private readonly owner = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
+  private readonly nextId = makeIds()
+  private readonly insert
+  private readonly claim
+  private readonly complete
+  private readonly insertMany
+  private readonly step
+  private paused = true
+  private scheduled = false
+  /** Claimed here and not yet ended. */
+  private claimed = 0
+  private completions: Array<Completion> = []
+  private readonly waiters = new Map<string, () => void>()
+  /** Completions committed, and those the store refused (a lost claim: none expected). */
+  committed = 0
+  refused = 0
+  /** Called after each step that committed completions. */
+  onCommit: () => void = () => {}
+
+  constructor(
+    db: Database,
+    private readonly workers: number,
+    private readonly handler: (payload: unknown) => Promise<unknown>
+  ) {
+    this.insert = db.prepare(
+      "INSERT INTO tasks (id, queue, status, payload, priority, due_at) VALUES (?, ?, 'queued', ?, 0, ?)"
+    )
+    this.claim = db.prepare(
+      `UPDATE tasks SET status = 'running', owner = ?, lease_until = ?, attempt = attempt + 1
+      WHERE id IN (
+        SELECT id FROM tasks WHERE queue = ? AND status = 'queued' AND due_at <= ?
+        ORDER BY priority DESC, due_at, id LIMIT ?
+      )
+      RETURNING id, attempt, payload`
+    )
+    this.complete = db.prepare(
+      `UPDATE tasks SET status = ?, result = ?, finished_at = ?, owner = NULL, lease_until = NULL
+      WHERE id = ? AND owner = ? AND attempt = ? AND status = 'running'`
+    )
+    this.insertMany = db.transaction((payloads: ReadonlyArray<unknown>) => {
+      const now = Date.now()
+      return payloads.map((payload) => {
+        const id = this.nextId()
+        this.insert.run(id, QUEUE, JSON.stringify(payload), now)
+        return id
+      })
+    })
+    this.step = db.transaction(
+      (done: ReadonlyArray<Completion>, free: number, now: number): Array<ClaimedRow> => {
+        for (const c of done) {
+          const { changes } = this.complete.run(
+            c.status,
+            c.result,
+            c.finishedAt,
+            c.id,
+            this.owner,
+            c.attempt
+          )
+          if (changes !== 1) this.refused += 1
+        }
+        if (free <= 0) return []
+        return this.claim.all(this.owner, now + LEASE_MS, QUEUE, now, free) as Array<ClaimedRow>
+      }
+    )
+  }
+
+  /** One task, its own commit. */
+  enqueue(payload: unknown): string {
+    const id = this.nextId()
+    this.insert.run(id, QUEUE, JSON.stringify(payload), Date.now())
+    this.wake()
+    return id
+  }
+
+  /** Several tasks in one transaction. */
+  enqueueAll(payloads: ReadonlyArray<unknown>): Array<string> {
+    const ids = this.insertMany(payloads)
+    this.wake()
+    return ids
+  }
+
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    this.paused = false
+    this.wake()
+  }
+
+  /** Resolves once the task's completion is committed. */
+  awaitTask(id: string): Promise<void> {
+    return new Promise((resolve) => this.waiters.set(id, resolve))
+  }
+
+  private wake(): void {
+    if (this.scheduled || this.paused) return
+    this.scheduled = true
+    setImmediate(this.runStep)
+  }
+
+  private readonly runStep = (): void => {
+    this.scheduled = false
+    const free = this.paused ? 0 : this.workers - this.claimed
+    if (free <= 0 && this.completions.length === 0) return
+    const done = this.completions
+    this.completions = []
+    const rows = this.step(done, free, Date.now())
+    if (done.length > 0) {
+      this.committed += done.length
+      for (const c of done) {
+        const waiter = this.waiters.get(c.id)
+        if (waiter !== undefined) {
+          this.waiters.delete(c.id)
+          waiter()
+        }
+      }
+      this.onCommit()
+    }
+    this.claimed += rows.length
+    for (const row of rows) this.run(row)
+    // A full claim: there may be more due tasks.
+    if (rows.length > 0 && rows.length === free) this.wake()
+  }
+
+  private run(row: ClaimedRow): void {
+    const finish = (status: Completion["status"], result: string) => {
+      this.claimed -= 1
+      this.completions.push({
+        id: row.id,
+        attempt: row.attempt,
+        status,
+        result,
+        finishedAt: Date.now()
+      })
+      this.wake()
+    }
+    let started: Promise<unknown>
+    try {
+      started = this.handler(JSON.parse(row.payload))
+    } catch (error) {
+      started = Promise.reject(error)
+    }
+    started.then(
+      (value) => finish("succeeded", JSON.stringify(value ?? null)),
+      (error: unknown) => finish("failed", JSON.stringify(String(error)))
+    )
+  }
+}
+
+const raw = async (filename: string): Promise<Outcome> => {
+  const db = new Database(filename)
+  try {
+    db.pragma("journal_mode = WAL")
+    db.pragma("synchronous = NORMAL")
+    db.pragma("busy_timeout = 5000")
+    for (const statement of SCHEMA) db.exec(statement)
+
+    let onStart: () => void = () => {}
+    const queue = new RawQueue(db, workers, async () => {
+      onStart()
+    })
+
+    queue.pause()
+    await settleHeap()
+    let start = performance.now()
+    for (let i = 0; i < one; i++) queue.enqueue(i)
+    const enqueueOneMs = performance.now() - start
+
+    await settleHeap()
+    start = performance.now()
+    for (const payloads of batches(one, batch)) queue.enqueueAll(payloads)
+    const enqueueBatchMs = performance.now() - start
+
+    for (const payloads of batches(one + batch, tasks - one - batch)) queue.enqueueAll(payloads)
+    let handled = 0
+    onStart = () => {
+      handled += 1
+    }
+    const allCommitted = new Promise<void>((resolve) => {
+      queue.onCommit = () => {
+        if (queue.committed >= tasks) resolve()
+      }
+    })
+    await settleHeap()
+    start = performance.now()
+    queue.resume()
+    await allCommitted
+    const processMs = performance.now() - start
+    queue.onCommit = () => {}
+    const count = db
+      .prepare("SELECT COUNT(*) AS n FROM tasks WHERE queue = ? AND status = 'succeeded'")
+      .get(QUEUE) as { readonly n: number }
+    if (queue.refused > 0) throw new Error(`${queue.refused} completions were refused`)
+
+    let startedAt = 0
+    onStart = () => {
+      startedAt = performance.now()
+    }
+    const latencies = new Float64Array(samples)
+    for (let i = 0; i < WARM_UP + samples; i++) {
+      await pause(1)
+      const enqueuedAt = performance.now()
+      const id = queue.enqueue(tasks + i)
+      await queue.awaitTask(id)
+      if (startedAt < enqueuedAt) throw new Error(`latency sample ${i}: the task did not run`)
+      if (i >= WARM_UP) latencies[i - WARM_UP] = startedAt - enqueuedAt
+    }
+
+    return {
+      enqueueOneMs,
+      enqueueBatchMs,
+      processMs,
+      latencies,
+      succeeded: count.n,
+      handled,
+      journalMode: String(db.pragma("journal_mode", { simple: true })),
+      synchronous: Number(db.pragma("synchronous", { simple: true }))
+    }
+  } finally {
+    db.close()
+  }
+}
+
+const impls: Record<string, (filename: string) => Promise<Outcome>> = {
+  "task-queue": taskQueue,
+  raw
+}
+
+/** `PRAGMA synchronous` reads 1 for NORMAL. */
+const NORMAL = 1
+
+runMain(async () => {
+  const run = impls[impl]
+  if (run === undefined) throw new Error(`unknown --impl=${impl}`)
+  const dir = mkdtempSync(path.join(os.tmpdir(), "task-queue-bench-"))
+  let outcome: Outcome
+  try {
+    outcome = await run(path.join(dir, "tasks.db"))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  if (outcome.succeeded !== tasks || outcome.handled !== tasks) {
+    throw new Error(
+      `expected ${tasks} tasks run once and succeeded; ` +
+        `${outcome.handled} handler starts, ${outcome.succeeded} rows succeeded`
+    )
+  }
+  if (outcome.journalMode !== "wal" || outcome.synchronous !== NORMAL) {
+    throw new Error(
+      `expected WAL and synchronous NORMAL, got ${outcome.journalMode}, ${outcome.synchronous}`
+    )
+  }
+  const times = outcome.latencies.sort()
+  const us = (ms: number) => ms * 1000
+  let total = 0
+  for (const t of times) total += t
+  emitResult({
+    impl,
+    one,
+    batch,
+    batchSize,
+    tasks,
+    workers,
+    samples,
+    enqueueOnePerSec: (one / outcome.enqueueOneMs) * 1000,
+    enqueueBatchPerSec: (batch / outcome.enqueueBatchMs) * 1000,
+    processPerSec: (tasks / outcome.processMs) * 1000,
+    processMs: outcome.processMs,
+    p50us: us(percentileOfSorted(times, 50)),
+    p99us: us(percentileOfSorted(times, 99)),
+    meanus: us(total / samples),
+    maxus: us(times[times.length - 1]!),
+    succeeded: outcome.succeeded,
+    journalMode: outcome.journalMode,
+    synchronous: outcome.synchronous
+  })
+})
