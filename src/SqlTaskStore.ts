@@ -11,6 +11,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type { Scope } from "effect"
 import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { isNonNegativeDuration, isObject, validate } from "./internal/options.js"
+import { decodeOutcome, encodeOutcome } from "./internal/outcome.js"
 import type { TaskId, TaskRecord, TaskStatus } from "./Task.js"
 import type { InvalidOption } from "./TaskError.js"
 import { TaskStore } from "./TaskStore.js"
@@ -106,7 +107,8 @@ const fromRow = (row: Row): StoredTask => ({
   createdAt: Number(row.created_at),
   startedAt: orUndefined(row.started_at),
   finishedAt: orUndefined(row.finished_at),
-  exit: undefined,
+  // Read without the queue's Schemas: a durable queue reads `outcome` again with them.
+  exit: decodeOutcome(row.status as TaskStatus, orUndefined(row.outcome), {}),
   reason: orUndefined(row.reason),
   priority: Number(row.priority),
   runAt: orUndefined(row.run_at),
@@ -177,6 +179,7 @@ export const make = (
     yield* sql.onDialectOrElse({
       sqlite: () =>
         Effect.all([
+          sql.unsafe("PRAGMA journal_mode = WAL"),
           sql.unsafe("PRAGMA busy_timeout = 5000"),
           sql.unsafe("PRAGMA synchronous = NORMAL")
         ]),
@@ -223,7 +226,9 @@ export const make = (
        */
       writes: (n: number) => `UPDATE tasks
         SET status = v.column4, attempt = tasks.attempt - v.column5,
-          started_at = COALESCE(v.column6, tasks.started_at), finished_at = v.column7,
+          started_at = CASE WHEN v.column5 = 1 AND tasks.attempt = 1 THEN NULL
+            ELSE COALESCE(v.column6, tasks.started_at) END,
+          finished_at = v.column7,
           outcome = v.column8, reason = v.column9, due_at = COALESCE(v.column10, tasks.due_at),
           run_at = v.column11, owner = NULL, lease_until = NULL
         FROM (VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}) AS v
@@ -240,8 +245,8 @@ export const make = (
             write.owner,
             write.attempt,
             write.status,
-            0,
-            write.startedAt ?? null,
+            write.unstarted === true ? 1 : 0,
+            write.unstarted === true ? null : (write.startedAt ?? null),
             write.finishedAt,
             write.outcome,
             write.reason ?? null,
@@ -326,7 +331,8 @@ export const make = (
           VALUES (${record.id}, ${record.queue}, ${record.status}, ${payload}, ${record.attempt},
             ${record.maxAttempts}, ${timeout ?? null}, ${record.priority}, ${record.createdAt},
             ${record.runAt ?? record.createdAt}, ${record.runAt ?? null},
-            ${record.startedAt ?? null}, ${record.finishedAt ?? null}, ${null},
+            ${record.startedAt ?? null}, ${record.finishedAt ?? null},
+            ${record.exit === undefined ? null : encodeOutcome(record, {})},
             ${record.reason ?? null}, ${record.idempotencyKey ?? null})
           ON CONFLICT DO NOTHING
           RETURNING id`,
@@ -483,7 +489,8 @@ export const make = (
           sql`UPDATE tasks SET status = ${record.status}, attempt = ${record.attempt},
               started_at = ${record.startedAt ?? null}, finished_at = ${record.finishedAt ?? null},
               run_at = ${record.runAt ?? null}, due_at = ${record.runAt ?? record.createdAt},
-              reason = ${record.reason ?? null}
+              reason = ${record.reason ?? null},
+              outcome = ${record.exit === undefined ? null : encodeOutcome(record, {})}
             WHERE id = ${record.id}`.pipe(Effect.asVoid)
         ),
       get: (id) => run(getRow(id)),

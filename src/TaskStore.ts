@@ -91,7 +91,7 @@ export interface StoredTask extends TaskRecord {
   readonly owner: string | undefined
   /** Until when the owner's claim holds unless renewed, in epoch milliseconds. */
   readonly leaseUntil: number | undefined
-  /** The task's own timeout per attempt in milliseconds, if it has one. */
+  /** The task's own timeout per attempt in milliseconds (0: none, where the queue has one). */
   readonly timeout: number | undefined
   /** When the task is next due: its `runAt`, else when it was enqueued. */
   readonly dueAt: number
@@ -118,6 +118,8 @@ export type Write =
       readonly finishedAt: number
       readonly outcome: string
       readonly reason: string | undefined
+      /** Ended before it started (cancelled while claimed): the claim's attempt is given back. */
+      readonly unstarted?: boolean | undefined
     }
   | {
       readonly _tag: "retry"
@@ -187,7 +189,11 @@ export interface Durable {
   readonly counts: (
     queue: string,
     now: number
-  ) => Effect.Effect<{ readonly queued: number; readonly delayed: number; readonly running: number }>
+  ) => Effect.Effect<{
+    readonly queued: number
+    readonly delayed: number
+    readonly running: number
+  }>
 }
 
 /**

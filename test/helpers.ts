@@ -1,9 +1,11 @@
 /**
- * What the tests share: a queue on the in-memory store, ways to let the
- * queue's fibers run until something holds (never by moving the clock),
- * handlers that note when they started, and log lines kept as events a
- * test can wait for.
+ * What the tests share: a queue on the in-memory store, the SQL store on a
+ * SQLite file of the test's own, ways to let the queue's fibers run until
+ * something holds (never by moving the clock), handlers that note when they
+ * started, and log lines kept as events a test can wait for.
  */
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { expect } from "@effect/vitest"
 import {
   Clock,
@@ -20,6 +22,10 @@ import {
   Option
 } from "effect"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
+import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 /** The in-memory store, as a layer. */
 export const memory = TaskStore.layerMemory()
@@ -32,6 +38,101 @@ export const memory = TaskStore.layerMemory()
 export const makeQueue = <Args extends ReadonlyArray<any>, A, E, R>(
   options: TaskQueue.Options<Args, A, E, R>
 ) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(memory))
+
+/** A directory of its own under the system's temporary directory, removed with the scope. */
+export const tempDir = Effect.acquireRelease(
+  Effect.promise(() => mkdtemp(join(tmpdir(), "task-queue-test-"))),
+  (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+)
+
+/** A SQLite file name in a temporary directory removed with the scope (the file is not made). */
+export const tempDatabase = Effect.map(tempDir, (dir) => join(dir, "tasks.db"))
+
+/**
+ * The SQL store on SQLite (a file, or ":memory:"), built in the current
+ * scope: the context holds the store and the `SqlClient` it writes with,
+ * both closed when the scope closes.
+ */
+export const sqliteStore = (filename: string, options?: SqlTaskStore.Options) =>
+  Layer.build(
+    SqlTaskStore.layer(options).pipe(Layer.provideMerge(SqliteClient.layer({ filename })))
+  ).pipe(Effect.orDie)
+
+/** The SQL store on a SQLite database in memory, built in the current scope. */
+export const memoryDb = sqliteStore(":memory:")
+
+/** A SQLite store's context, as `sqliteStore` builds it. */
+export type SqliteContext = Effect.Effect.Success<ReturnType<typeof sqliteStore>>
+
+/** A durable queue in the current scope on a store's context; shutdown grace 0 as `makeQueue`. */
+export const makeDurableQueue = <Args extends ReadonlyArray<any>, A, E, R>(
+  context: SqliteContext,
+  options: TaskQueue.Options<Args, A, E, R>
+) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(context))
+
+/** A `tasks` row as SQL sees it, for tests that write or read rows directly. */
+export interface TaskRow {
+  readonly id: string
+  readonly queue: string
+  readonly status: string
+  readonly payload: string
+  readonly attempt: number
+  readonly max_attempts: number
+  readonly timeout_ms: number | null
+  readonly priority: number
+  readonly created_at: number
+  readonly due_at: number
+  readonly run_at: number | null
+  readonly started_at: number | null
+  readonly finished_at: number | null
+  readonly owner: string | null
+  readonly lease_until: number | null
+  readonly cancel_requested: number
+  readonly outcome: string | null
+  readonly reason: string | null
+  readonly idempotency_key: string | null
+}
+
+let rowCounter = 0
+
+/** A row id, 26 characters, that sorts after every id a queue makes (those start with 0 to 7). */
+export const rowId = () => `ROW${String(rowCounter++).padStart(23, "0")}`
+
+/** Writes a row into `tasks` with SQL, past the store: a queued task due at 0 unless told. */
+export const insertRow = (
+  fields: Partial<TaskRow> & Pick<TaskRow, "queue" | "payload">
+): Effect.Effect<TaskRow, never, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => {
+    const row: TaskRow = {
+      id: rowId(),
+      status: "queued",
+      attempt: 0,
+      max_attempts: 3,
+      timeout_ms: null,
+      priority: 0,
+      created_at: 0,
+      due_at: 0,
+      run_at: null,
+      started_at: null,
+      finished_at: null,
+      owner: null,
+      lease_until: null,
+      cancel_requested: 0,
+      outcome: null,
+      reason: null,
+      idempotency_key: null,
+      ...fields
+    }
+    return Effect.as(Effect.orDie(sql`INSERT INTO tasks ${sql.insert({ ...row })}`), row)
+  })
+
+/** A task's row as it is in the table, read with SQL; `undefined` when there is none. */
+export const readRow = (
+  id: string
+): Effect.Effect<TaskRow | undefined, never, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(Effect.orDie(sql<TaskRow>`SELECT * FROM tasks WHERE id = ${id}`), (rows) => rows[0])
+  )
 
 /**
  * Lets the queue's fibers run until `condition` holds. It yields to the
@@ -92,6 +193,22 @@ export const recorder = () => {
     })
   const names = () => starts.map(([name]) => name)
   return { starts, handler, names }
+}
+
+/**
+ * A one-argument handler, as a durable queue takes: it notes its payload
+ * and the clock when it starts, sleeps `ms` on the test clock, and returns
+ * the payload.
+ */
+export const sleeper = (ms: number) => {
+  const started: Array<readonly [string, number]> = []
+  const handler = (name: string) =>
+    Effect.gen(function* () {
+      started.push([name, yield* Clock.currentTimeMillis])
+      yield* Effect.sleep(ms)
+      return name
+    })
+  return { started, handler, names: () => started.map(([name]) => name) }
 }
 
 /**

@@ -2,7 +2,16 @@
  * How an attempt's end reads: whether it is worth a retry, and the lines
  * logged for it.
  */
-import { Cause, Effect, Exit, FiberId, LogLevel, Option, ScheduleDecision, ScheduleIntervals } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  FiberId,
+  LogLevel,
+  Option,
+  ScheduleDecision,
+  ScheduleIntervals
+} from "effect"
 import { TaskTimeout } from "../TaskError.js"
 import type { Entry, Settings } from "./entry.js"
 import { MAX_TIME } from "./options.js"

@@ -19,7 +19,6 @@ import {
   FiberRef,
   FiberSet,
   LogLevel,
-  Option,
   ParseResult,
   Queue,
   Scope
@@ -42,14 +41,12 @@ import type { Owner, Settings } from "./entry.js"
 import { Entry } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
+import { decodeOutcome, encodeOutcome } from "./outcome.js"
 import { resolveEnqueueOptions } from "./options.js"
 import { logFailure, makePool, once } from "./pool.js"
 import type { Host } from "./worker.js"
 
 const nextId = makeIdGenerator()
-
-/** The stored outcome of a task that succeeded with no value. */
-const VOID_OUTCOME = JSON.stringify({ result: null })
 
 /** Writes applied per transaction at most. */
 const MAX_WRITES = 500
@@ -92,33 +89,6 @@ const isGone = (task: StoredTask, now: number): boolean => {
   } catch (error) {
     return (error as { readonly code?: unknown }).code === "ESRCH"
   }
-}
-
-// ---------------------------------------------------------------------------
-// Outcomes as JSON text, and back.
-
-/** A failure stored without a Schema: it reads and shows as it was stored. */
-class StoredFailure {
-  constructor(
-    readonly message: string,
-    readonly value: unknown
-  ) {}
-  toJSON() {
-    return this.value ?? null
-  }
-}
-
-const decodeWith = (
-  schema: Schema.Schema<any, any> | undefined,
-  value: unknown,
-  what: string
-): Either.Either<unknown, string> => {
-  if (schema === undefined) return Either.right(value)
-  return Either.mapLeft(
-    ParseResult.decodeUnknownEither(schema)(value),
-    (error) =>
-      `the stored ${what} no longer decodes: ${ParseResult.TreeFormatter.formatIssueSync(error)}`
-  )
 }
 
 export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
@@ -174,58 +144,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       Deferred.unsafeDone(waiter, Exit.void)
     }
 
-    const outcomeOf = (entry: Entry): string => {
-      const exit = entry.exit!
-      // Most tasks succeed with no value.
-      if (Exit.isSuccess(exit) && exit.value === undefined) return VOID_OUTCOME
-      const view = Task.toView(Task.snapshot(entry), schemas as Task.ViewSchemas<unknown, unknown>)
-      if (Exit.isSuccess(exit)) return JSON.stringify({ result: view.result ?? null })
-      const failure = Cause.failureOption(exit.cause)
-      const error: Record<string, unknown> = { ...view.error }
-      if (Option.isSome(failure) && failure.value instanceof TaskTimeout) {
-        error.timeoutMs = failure.value.timeoutMs
-      } else if (view.error?.kind !== "interrupted" && schemas.failure === undefined) {
-        // Without an error Schema, the Cause is kept as readable text.
-        error.cause = Cause.pretty(exit.cause)
-      }
-      return JSON.stringify({ error })
-    }
-
-    /** A stored task's outcome as an Exit, decoded with the queue's Schemas. */
-    const exitOf = (task: StoredTask): Exit.Exit<unknown, unknown> | undefined => {
-      if (!Task.isTerminal(task.status)) return undefined
-      if (task.outcome === undefined) return Exit.interrupt(FiberId.none)
-      let outcome: { result?: unknown; error?: Record<string, any> }
-      try {
-        outcome = JSON.parse(task.outcome)
-      } catch {
-        return Exit.die(`the stored outcome of task ${task.id} is not JSON`)
-      }
-      if (outcome.error === undefined) {
-        return Either.match(decodeWith(schemas.success, outcome.result, "result"), {
-          onLeft: (message) => Exit.die(message),
-          onRight: (value) => Exit.succeed(value)
-        })
-      }
-      const error = outcome.error
-      const message = typeof error.message === "string" ? error.message : "(no message)"
-      switch (error.kind) {
-        case "timeout":
-          return Exit.fail(TaskTimeout.of(Number(error.timeoutMs)))
-        case "failure":
-          if (schemas.failure === undefined) {
-            return Exit.fail(new StoredFailure(message, error.value))
-          }
-          return Either.match(decodeWith(schemas.failure, error.value, "error"), {
-            onLeft: (message) => Exit.die(message),
-            onRight: (value) => Exit.fail(value)
-          })
-        case "interrupted":
-          return Exit.interrupt(FiberId.none)
-        default:
-          return Exit.die(message)
-      }
-    }
+    const viewSchemas = schemas as Task.ViewSchemas<unknown, unknown>
+    const outcomeOf = (entry: Entry): string => encodeOutcome(entry, viewSchemas)
+    const exitOf = (task: StoredTask) => decodeOutcome(task.status, task.outcome, viewSchemas)
 
     const recordOf = (task: StoredTask): TaskRecord => ({ ...task, exit: exitOf(task) })
 
@@ -251,7 +172,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         : {
             ...settings,
             maxAttempts: task.maxAttempts,
-            timeout: task.timeout ?? settings.timeout
+            // 0 stands for no timeout, where the queue has one.
+            timeout: task.timeout === 0 ? undefined : (task.timeout ?? settings.timeout)
           }
 
     /** The end of a claimed task that cannot run: its stored payload does not decode. */
@@ -339,6 +261,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       if (Task.isTerminal(entry.status)) return Effect.void
       const progress = entry.p
       const now = clock.unsafeCurrentTimeMillis()
+      const unstarted = entry.status === "queued"
       if (entry.status === "running") {
         running -= 1
         meter.runTime.update(now - progress.startedAt!)
@@ -363,7 +286,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         startedAt: progress.startedAt,
         finishedAt: now,
         outcome: outcomeOf(entry),
-        reason: progress.reason
+        reason: progress.reason,
+        unstarted
       })
       entry.input = undefined
       drop(entry)
@@ -444,7 +368,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       poll: Effect.map(Queue.take(ready), () => lanes.shift()),
       isOpen: () => open,
       mustWait: () => pool.paused || pool.live > pool.maxWorkers,
-      putBack: pool.putBack,
+      // Taken as the queue paused: back to the store, where it shows as queued.
+      putBack: (entry) => (pool.paused ? release(entry) : pool.putBack(entry)),
       begin,
       conclude,
       cancelForShutdown
@@ -680,7 +605,12 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
                 Exit.interrupt(FiberId.none),
                 fiber.getFiberRef(FiberRef.currentMinimumLogLevel)
               )
-            ).pipe(Effect.uninterruptible, Effect.as(entry.status))
+            ).pipe(
+              Effect.uninterruptible,
+              // Done once the end is committed, as a read right after shows.
+              Effect.zipRight(Effect.orDie(awaitId(entry.id))),
+              Effect.map(() => entry.status)
+            )
           }
           case "running": {
             const progress = entry.p
@@ -831,8 +761,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           maxAttempts: (own ?? settings).maxAttempts,
           idempotencyKey: placement?.idempotencyKey
         }
+        // Kept only when it differs from the queue's; 0 stands for none.
         const timeout =
-          own !== undefined && own.timeout !== settings.timeout ? own.timeout : undefined
+          own !== undefined && own.timeout !== settings.timeout ? (own.timeout ?? 0) : undefined
         // In the caller's transaction, if it has one: the feeder's claim waits for its commit.
         const json = Either.try(() => JSON.stringify(encoded.right))
         if (Either.isLeft(json) || json.right === undefined) {
@@ -877,7 +808,16 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         ),
       await: (id) => awaitId(id) as Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>,
       cancel: cancelId,
-      pause: pool.pause,
+      // Claimed tasks that have not started go back to the store: while
+      // paused they show as queued, and another process may run them.
+      pause: Effect.zipRight(
+        pool.pause,
+        Effect.flatMap(Queue.takeAll(ready), () =>
+          Effect.sync(() => {
+            for (const entry of lanes.takeAll()) release(entry)
+          })
+        )
+      ),
       resume: pool.resume(() => Queue.unsafeOffer(wake, undefined)),
       shutdown,
       resize: (n) => pool.resize(n, () => Queue.unsafeOffer(wake, undefined)),
