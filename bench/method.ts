@@ -138,6 +138,13 @@ export const method = (s: Settings): string =>
       "so the event loop gets its turn between batches. Figure 3 ends after the step whose commit " +
       `brings the committed completions to ${n(s.sqlite.tasks)}; figure 4 waits for the step ` +
       "that commits the sampled task's completion.",
+    "Where the processing time goes: figure 3 is run again in children of their own (the " +
+      "`sqlite-profile` case, same sizes and rounds), with V8's sampling profiler (100 µs, " +
+      "through `node:inspector`) started just before the queue resumes and stopped when the " +
+      "last completion is committed. Samples are summed by the script they fall in: SQLite " +
+      "(better-sqlite3 and @effect/sql-sqlite-node, which is where SQLite's native time is " +
+      "counted), `@effect/sql`, Effect's runtime, the library (`src/`), GC and other; idle " +
+      "samples are left out; the shares times the profiled µs per task give µs per task.",
     "The processing target is the ratio of the medians of figure 3; the latency target is the " +
       "median p50 of figure 4 for this library, in absolute terms."
   ].join("\n\n")

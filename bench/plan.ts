@@ -177,10 +177,16 @@ const http = (s: Settings): CasePlan => ({
  * This library on the SQLite store vs a minimal queue on better-sqlite3:
  * enqueue one at a time and in batches, processing, idle enqueue-to-start.
  */
-const sqlite = (s: Settings): CasePlan => ({
-  id: "sqlite",
-  title: "Durable SQLite store",
-  metrics: ["enqueueOnePerSec", "enqueueBatchPerSec", "processPerSec", "p50us", "p99us"],
+const sqliteCase = (
+  s: Settings,
+  id: string,
+  title: string,
+  metrics: ReadonlyArray<string>,
+  profiled: boolean
+): CasePlan => ({
+  id,
+  title,
+  metrics,
   variants: ["task-queue", "raw"].map((impl) => ({
     impl,
     params: { workers: s.sqlite.workers },
@@ -188,6 +194,7 @@ const sqlite = (s: Settings): CasePlan => ({
       runChild(
         "sqlite.ts",
         [
+          `--profile=${profiled}`,
           `--impl=${impl}`,
           `--one=${s.sqlite.enqueueOne}`,
           `--batch=${s.sqlite.enqueueBatch}`,
@@ -201,13 +208,33 @@ const sqlite = (s: Settings): CasePlan => ({
   }))
 })
 
+const sqlite = (s: Settings) =>
+  sqliteCase(
+    s,
+    "sqlite",
+    "Durable SQLite store",
+    ["enqueueOnePerSec", "enqueueBatchPerSec", "processPerSec", "p50us", "p99us"],
+    false
+  )
+
+/** Case 5's processing again, with a CPU profile of that stretch. */
+const sqliteProfile = (s: Settings) =>
+  sqliteCase(
+    s,
+    "sqlite-profile",
+    "Durable processing: where the time goes",
+    ["usPerTask", "sqliteUs", "sqlUs", "effectUs", "libraryUs", "gcUs", "otherUs"],
+    true
+  )
+
 export const plan = (s: Settings): ReadonlyArray<CasePlan> => [
   throughput(s),
   profile(s),
   memory(s),
   latency(s),
   http(s),
-  sqlite(s)
+  sqlite(s),
+  sqliteProfile(s)
 ]
 
 /** Cases the suite has a place for but does not measure yet: none at present. */

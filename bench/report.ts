@@ -186,6 +186,49 @@ const sqliteTable = (results: Results) => {
   )
 }
 
+/** Case 5's processing with a CPU profile: microseconds per task by where they went. */
+const sqliteProfileTable = (results: Results) => {
+  const variants = variantsOf(results, "sqlite-profile")
+  if (variants.length === 0) return "Not measured in this run."
+  const us = (v: (typeof variants)[number], metric: string) => v.summary[metric]?.median ?? 0
+  const metrics = ["usPerTask", "sqliteUs", "sqlUs", "effectUs", "libraryUs", "gcUs", "otherUs"]
+  const rows = variants.map((v) => [nameOf(v.impl), ...metrics.map((m) => us(v, m).toFixed(1))])
+  const ours = variants.find((v) => v.impl === "task-queue")
+  const raw = variants.find((v) => v.impl === "raw")
+  const gap =
+    ours === undefined || raw === undefined
+      ? ""
+      : "\n\nPer task the library spends " +
+        `${us(ours, "sqliteUs").toFixed(1)} µs in SQLite against the raw queue's ` +
+        `${us(raw, "sqliteUs").toFixed(1)} µs (its table has more columns and indexes: the ` +
+        "list, count, retention and idempotency-key indexes), and " +
+        `${(us(ours, "usPerTask") - us(ours, "sqliteUs")).toFixed(1)} µs outside SQLite ` +
+        `against ${(us(raw, "usPerTask") - us(raw, "sqliteUs")).toFixed(1)} µs: ` +
+        `${us(ours, "effectUs").toFixed(1)} µs in Effect's runtime (the feeder's step, the ` +
+        "workers waking for each claimed task, the handler's fiber work), " +
+        `${us(ours, "sqlUs").toFixed(1)} µs in \`@effect/sql\` (its transaction, ` +
+        `statement cache), ${us(ours, "libraryUs").toFixed(1)} µs in the library's own code ` +
+        `and ${us(ours, "gcUs").toFixed(1)} µs collecting garbage.`
+  return (
+    table(
+      [
+        "implementation",
+        "µs/task",
+        "SQLite",
+        "@effect/sql",
+        "Effect runtime",
+        "library (src/)",
+        "GC",
+        "other"
+      ],
+      rows
+    ) +
+    "\n\nThe profile (V8's sampler at 100 µs, through `node:inspector`) covers only the " +
+    "processing stretch; SQLite's native time is counted where the driver calls into it." +
+    gap
+  )
+}
+
 const measuredOf = (t: Target) =>
   t.measured === undefined
     ? "not measured"
@@ -302,6 +345,8 @@ export const renderMarkdown = (results: Results): string => {
     sqliteTable(results),
     "The ratio column is this library's median over the raw queue's: above 1 is faster for " +
       "tasks/s, slower for latencies.",
+    "### Where the processing time goes",
+    sqliteProfileTable(results),
     ...results.notMeasured.flatMap((c) => [`## ${c.title}`, `Not measured yet: ${c.reason}.`]),
     "## Method",
     method(s)

@@ -26,7 +26,9 @@ import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
 import { mkdtempSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { emitResult, intOption, requiredOption, runMain, settleHeap } from "../lib/child.js"
+import { emitResult, intOption, option, requiredOption, runMain, settleHeap } from "../lib/child.js"
+import type { Breakdown } from "../lib/profile.js"
+import { startProfile } from "../lib/profile.js"
 import { percentileOfSorted } from "../lib/stats.js"
 
 const impl = requiredOption("impl")
@@ -36,6 +38,20 @@ const batchSize = intOption("batch-size")
 const tasks = intOption("tasks")
 const workers = intOption("workers")
 const samples = intOption("samples")
+/** With `--profile=true`, a CPU profile covers the processing stretch. */
+const profiling = option("profile") === "true"
+const processing = {
+  breakdown: undefined as Breakdown | undefined,
+  stop: async () => {},
+  start: async () => {
+    if (!profiling) return
+    const profile = await startProfile()
+    processing.stop = async () => {
+      processing.breakdown = await profile.stop()
+    }
+  }
+}
+
 /** Latency samples taken first and discarded. */
 const WARM_UP = 50
 const QUEUE = "bench"
@@ -107,11 +123,13 @@ const taskQueue = (filename: string): Promise<Outcome> =>
       if (handled === tasks) Deferred.unsafeDone(allStarted, Exit.void)
     }
     yield* Effect.promise(settleHeap)
+    yield* Effect.promise(processing.start)
     start = performance.now()
     yield* queue.resume
     yield* Deferred.await(allStarted)
     yield* queue.awaitIdle
     const processMs = performance.now() - start
+    yield* Effect.promise(processing.stop)
     const count = yield* sql<{ readonly n: number | bigint }>`SELECT COUNT(*) AS n FROM tasks
       WHERE queue = ${QUEUE} AND status = 'succeeded'`
     const succeeded = Number(count[0]?.n ?? 0)
@@ -387,10 +405,12 @@ const raw = async (filename: string): Promise<Outcome> => {
       }
     })
     await settleHeap()
+    await processing.start()
     start = performance.now()
     queue.resume()
     await allCommitted
     const processMs = performance.now() - start
+    await processing.stop()
     queue.onCommit = () => {}
     const count = db
       .prepare("SELECT COUNT(*) AS n FROM tasks WHERE queue = ? AND status = 'succeeded'")
@@ -434,6 +454,22 @@ const impls: Record<string, (filename: string) => Promise<Outcome>> = {
 /** `PRAGMA synchronous` reads 1 for NORMAL. */
 const NORMAL = 1
 
+/** The processing profile as microseconds per task in each category, when there is one. */
+const breakdownFigures = (ms: number) => {
+  const b = processing.breakdown
+  if (b === undefined) return {}
+  const usPerTask = (ms * 1000) / tasks
+  return {
+    usPerTask,
+    sqliteUs: b.sqlite * usPerTask,
+    sqlUs: b.sql * usPerTask,
+    effectUs: b.effect * usPerTask,
+    libraryUs: b.library * usPerTask,
+    gcUs: b.gc * usPerTask,
+    otherUs: b.other * usPerTask
+  }
+}
+
 runMain(async () => {
   const run = impls[impl]
   if (run === undefined) throw new Error(`unknown --impl=${impl}`)
@@ -476,6 +512,7 @@ runMain(async () => {
     meanus: us(total / samples),
     maxus: us(times[times.length - 1]!),
     succeeded: outcome.succeeded,
+    ...breakdownFigures(outcome.processMs),
     journalMode: outcome.journalMode,
     synchronous: outcome.synchronous
   })

@@ -2,7 +2,8 @@
  * A CPU profile of one stretch of a child's run, taken with V8's sampling
  * profiler through `node:inspector`, and summed by where the time went:
  * garbage collection, Effect's runtime (`node_modules/effect`), this
- * library (`src/`), and everything else (Node, the benchmark's own loop).
+ * library (`src/`), SQLite (native code and the driver's calls into it),
+ * `@effect/sql`, and everything else (Node, the benchmark's own loop).
  * Idle samples are left out.
  */
 import { Session } from "node:inspector/promises"
@@ -11,6 +12,10 @@ export interface Breakdown {
   readonly gc: number
   readonly effect: number
   readonly library: number
+  /** SQLite itself and the better-sqlite3 / @effect/sql-sqlite-node calls into it. */
+  readonly sqlite: number
+  /** `@effect/sql`: statements, transactions, the prepared-statement cache. */
+  readonly sql: number
   readonly other: number
 }
 
@@ -25,11 +30,20 @@ interface Profile {
   readonly timeDeltas: ReadonlyArray<number>
 }
 
+/** The names of better-sqlite3's native methods that run statements. */
+const SQLITE_NATIVE = new Set(["all", "run", "get", "iterate", "exec", "prepare", "pragma"])
+
 const categoryOf = (node: ProfileNode): keyof Breakdown | "idle" => {
   const { functionName, url } = node.callFrame
   if (functionName === "(garbage collector)") return "gc"
   if (functionName === "(idle)") return "idle"
   if (url.includes("/node_modules/effect/")) return "effect"
+  if (url.includes("/better-sqlite3/") || url.includes("/@effect/sql-sqlite-node/")) {
+    return "sqlite"
+  }
+  // better-sqlite3's native methods, where SQLite itself runs, have no script.
+  if (url === "" && SQLITE_NATIVE.has(functionName)) return "sqlite"
+  if (url.includes("/@effect/sql/")) return "sql"
   if (url.includes("/src/") && !url.includes("/node_modules/")) return "library"
   return "other"
 }
@@ -46,15 +60,17 @@ export const startProfile = async (): Promise<{ readonly stop: () => Promise<Bre
       const { profile } = (await session.post("Profiler.stop")) as { profile: Profile }
       session.disconnect()
       const category = new Map(profile.nodes.map((node) => [node.id, categoryOf(node)]))
-      const time = { gc: 0, effect: 0, library: 0, other: 0, idle: 0 }
+      const time = { gc: 0, effect: 0, library: 0, sqlite: 0, sql: 0, other: 0, idle: 0 }
       profile.samples.forEach((id, i) => {
         time[category.get(id) ?? "other"] += profile.timeDeltas[i] ?? 0
       })
-      const busy = time.gc + time.effect + time.library + time.other
+      const busy = time.gc + time.effect + time.library + time.sqlite + time.sql + time.other
       return {
         gc: time.gc / busy,
         effect: time.effect / busy,
         library: time.library / busy,
+        sqlite: time.sqlite / busy,
+        sql: time.sql / busy,
         other: time.other / busy
       }
     }
