@@ -63,8 +63,10 @@ const migrations = Migrator.fromRecord({
       sql`CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id)
         WHERE status = 'queued'`,
       sql`CREATE INDEX tasks_list ON tasks (queue, id)`,
-      // Counts by status, and the running tasks of a queue when claims are taken back.
-      sql`CREATE INDEX tasks_status ON tasks (queue, status)`,
+      // The running tasks of a queue: counts, and claims of stopped processes
+      // taken back. Partial, as the claim's: a task is in at most one of them
+      // until it ends, so each change of status touches few index entries.
+      sql`CREATE INDEX tasks_running ON tasks (queue) WHERE status = 'running'`,
       sql`CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL`,
       sql`CREATE UNIQUE INDEX tasks_key ON tasks (queue, idempotency_key)
         WHERE idempotency_key IS NOT NULL`
@@ -419,10 +421,12 @@ export const make = (
               readonly delayed: number | null
               readonly running: number | null
             }>`SELECT
-                SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END) AS queued,
-                SUM(CASE WHEN status = 'queued' AND due_at > ${now} THEN 1 ELSE 0 END) AS delayed,
-                SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running
-              FROM tasks WHERE queue = ${queue} AND status IN ('queued', 'running')`,
+                (SELECT COUNT(*) FROM tasks WHERE queue = ${queue} AND status = 'queued')
+                  AS queued,
+                (SELECT COUNT(*) FROM tasks
+                  WHERE queue = ${queue} AND status = 'queued' AND due_at > ${now}) AS delayed,
+                (SELECT COUNT(*) FROM tasks WHERE queue = ${queue} AND status = 'running')
+                  AS running`,
             (rows) => ({
               queued: Number(rows[0]?.queued ?? 0),
               delayed: Number(rows[0]?.delayed ?? 0),

@@ -451,7 +451,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         }
         const wait =
           open && !pool.paused && pool.maxWorkers > claimed ? yield* idleFor : pollInterval
-        if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
+        // The ticker wakes the feeder at least every poll interval; a timer of
+        // its own only for a task due sooner.
+        if (wait >= pollInterval) yield* Queue.take(wake)
+        else if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
       }
     }).pipe(Effect.catchAllCause(recover("feeder step")), Effect.forever)
 
@@ -517,6 +520,13 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       }
       yield* reclaim
     })
+
+    const ticker = Effect.forever(
+      Effect.zipRight(
+        Effect.sleep(pollInterval),
+        Effect.sync(() => Queue.unsafeOffer(wake, undefined))
+      )
+    )
 
     const leaseLoop = renew.pipe(
       Effect.catchAllCause(recover("lease renewal")),
@@ -778,7 +788,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         const existing = yield* durable.insert(record, json.right, timeout)
         if (existing !== undefined) return handleOf(existing.id)
         meter.enqueued.update(1)
-        Queue.unsafeOffer(wake, undefined)
+        // The feeder claims it at once if a worker is free; else a task's end
+        // or a resume wakes it.
+        if (!pool.paused && claimed < pool.maxWorkers) Queue.unsafeOffer(wake, undefined)
         return handleOf(record.id)
       })
 
@@ -847,6 +859,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     )
     feeder = yield* Effect.forkScoped(feederLoop)
     leases = yield* Effect.forkScoped(leaseLoop)
+    yield* Effect.forkScoped(ticker)
     yield* Effect.addFinalizer(() => shutdown)
     return queue
   })
