@@ -16,6 +16,7 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    exclude: ["**/*.tmp.*", "**/node_modules/**"],
     testTimeout: 30_000,
     sequence: { concurrent: false }
   }

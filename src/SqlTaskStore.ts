@@ -30,6 +30,13 @@ export interface Options {
   readonly pruneInterval?: Duration.DurationInput | undefined
 }
 
+/** A task going back to queued whose cancel was asked for: it ends cancelled instead. */
+const cancelAsked = "v.column4 = 'queued' AND tasks.cancel_requested = 1"
+/** The outcome of a task cancelled on request, as the queue stores it. */
+const CANCELLED = JSON.stringify({
+  error: { kind: "interrupted", message: "cancelled on request", reason: "cancelled" }
+})
+
 const MAX_PAGE = 1_000
 const DEFAULT_PAGE = 100
 /** Rows deleted per statement by the retention fiber, which yields between them. */
@@ -222,23 +229,31 @@ export const make = (
         RETURNING *`,
       /**
        * Applies `n` writes in one statement, each a compare-and-set on id,
-       * owner and attempt; gives back the ids it changed. Columns of each
-       * row: id, owner, attempt, status, uncount (1 gives the attempt back),
-       * started_at, finished_at, outcome, reason, due_at, run_at.
+       * owner and attempt; gives back the ids it changed. The columns of
+       * each row are `writeParams`'.
        */
       writes: (n: number) => `UPDATE tasks
-        SET status = v.column4, attempt = tasks.attempt - v.column5,
+        SET status = CASE WHEN ${cancelAsked} THEN 'cancelled' ELSE v.column4 END,
+          attempt = tasks.attempt - v.column5,
           started_at = CASE WHEN v.column5 = 1 AND tasks.attempt = 1 THEN NULL
-            ELSE COALESCE(v.column6, tasks.started_at) END,
-          finished_at = v.column7,
-          outcome = v.column8, reason = v.column9, due_at = COALESCE(v.column10, tasks.due_at),
-          run_at = v.column11, owner = NULL, lease_until = NULL
+            ELSE tasks.started_at END,
+          finished_at = CASE WHEN ${cancelAsked} THEN v.column6 ELSE v.column7 END,
+          outcome = CASE WHEN ${cancelAsked} THEN '${CANCELLED}' ELSE v.column8 END,
+          reason = CASE WHEN ${cancelAsked} THEN 'cancelled' ELSE v.column9 END,
+          due_at = COALESCE(v.column10, tasks.due_at),
+          run_at = CASE WHEN ${cancelAsked} THEN NULL ELSE v.column11 END,
+          owner = NULL, lease_until = NULL
         FROM (VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}) AS v
         WHERE tasks.id = v.column1 AND tasks.owner = v.column2 AND tasks.attempt = v.column3
           AND tasks.status = 'running'
         RETURNING tasks.id AS id`
     }
     const writesText = new Map<number, string>()
+    /**
+     * A write's row of `VALUES`: id, owner, attempt, status, uncount (1 gives
+     * the attempt back), at (when it is written), finished_at, outcome,
+     * reason, due_at (`NULL` keeps it), run_at.
+     */
     const writeParams = (write: Write): Array<unknown> => {
       switch (write._tag) {
         case "end":
@@ -248,7 +263,7 @@ export const make = (
             write.attempt,
             write.status,
             write.unstarted === true ? 1 : 0,
-            write.unstarted === true ? null : (write.startedAt ?? null),
+            write.finishedAt,
             write.finishedAt,
             write.outcome,
             write.reason ?? null,
@@ -262,12 +277,12 @@ export const make = (
             write.attempt,
             "queued",
             0,
-            write.startedAt ?? null,
+            write.at,
             null,
             null,
             null,
-            write.runAt,
-            write.runAt
+            write.runAt ?? null,
+            write.runAt ?? null
           ]
         case "release":
           return [
@@ -276,12 +291,12 @@ export const make = (
             write.attempt,
             "queued",
             1,
+            write.at,
             null,
             null,
             null,
             null,
-            null,
-            write.runAt ?? null
+            null
           ]
       }
     }
@@ -403,6 +418,15 @@ export const make = (
               WHERE queue = ${queue} AND owner = ${owner} AND status = 'running'
               RETURNING id, cancel_requested`,
             (rows) => rows.filter((r) => Number(r.cancel_requested) !== 0).map((r) => r.id)
+          )
+        ),
+      cancelRequests: (queue, owner) =>
+        run(
+          Effect.map(
+            sql<{ readonly id: string }>`SELECT id FROM tasks
+              WHERE queue = ${queue} AND status = 'running' AND owner = ${owner}
+                AND cancel_requested = 1`,
+            (rows) => rows.map((r) => r.id)
           )
         ),
       running: (queue) =>

@@ -102,7 +102,8 @@ export interface StoredTask extends TaskRecord {
 /**
  * A queue's change of a task it claimed, kept only while the claim is still
  * its own (owner and attempt unchanged): a late write from a lost claim is
- * refused.
+ * refused. A task going back to queued whose cancel another process asked
+ * for ends `cancelled` instead.
  *
  * @since 0.2.0
  * @category models
@@ -114,7 +115,6 @@ export type Write =
       readonly owner: string
       readonly attempt: number
       readonly status: TaskStatus
-      readonly startedAt: number | undefined
       readonly finishedAt: number
       readonly outcome: string
       readonly reason: string | undefined
@@ -122,12 +122,16 @@ export type Write =
       readonly unstarted?: boolean | undefined
     }
   | {
+      /**
+       * Queued again after a failed attempt, due at `runAt`; without one, in
+       * its old place (a claim of a stopped process taken back).
+       */
       readonly _tag: "retry"
       readonly id: string
       readonly owner: string
       readonly attempt: number
-      readonly startedAt: number | undefined
-      readonly runAt: number
+      readonly at: number
+      readonly runAt: number | undefined
     }
   | {
       /** Back to queued without counting the attempt: the claim is given up. */
@@ -135,7 +139,7 @@ export type Write =
       readonly id: string
       readonly owner: string
       readonly attempt: number
-      readonly runAt: number | undefined
+      readonly at: number
     }
 
 /**
@@ -184,6 +188,8 @@ export interface Durable {
     owner: string,
     leaseUntil: number
   ) => Effect.Effect<ReadonlyArray<string>>
+  /** The ids of the tasks `owner` runs whose cancel another process asked for. */
+  readonly cancelRequests: (queue: string, owner: string) => Effect.Effect<ReadonlyArray<string>>
   /** The queue's running tasks, whoever runs them. */
   readonly running: (queue: string) => Effect.Effect<ReadonlyArray<StoredTask>>
   readonly counts: (

@@ -183,7 +183,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       owner,
       attempt: task.attempt,
       status: "failed",
-      startedAt: task.startedAt,
       finishedAt: clock.unsafeCurrentTimeMillis(),
       outcome: JSON.stringify({ error: { kind: "defect", message } }),
       reason: undefined
@@ -283,7 +282,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         owner,
         attempt: claims.get(entry)!,
         status: entry.status,
-        startedAt: progress.startedAt,
         finishedAt: now,
         outcome: outcomeOf(entry),
         reason: progress.reason,
@@ -303,7 +301,13 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       }
       entry.status = "queued"
       entry.p.fiber = undefined
-      write({ _tag: "release", id: entry.id, owner, attempt: claims.get(entry)!, runAt: undefined })
+      write({
+        _tag: "release",
+        id: entry.id,
+        owner,
+        attempt: claims.get(entry)!,
+        at: clock.unsafeCurrentTimeMillis()
+      })
       drop(entry)
     }
 
@@ -338,7 +342,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           id: entry.id,
           owner,
           attempt: claims.get(entry)!,
-          startedAt: progress.startedAt,
+          at: clock.unsafeCurrentTimeMillis(),
           runAt: decision.runAt
         })
         drop(entry)
@@ -476,12 +480,14 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
               owner: task.owner ?? "",
               attempt: task.attempt,
               status: "failed",
-              startedAt: task.startedAt,
               finishedAt: now,
               outcome: JSON.stringify({
                 error: {
                   kind: "defect",
-                  message: `the process running the task stopped during each of its ${task.attempt} attempts`
+                  message:
+                    task.attempt === 1
+                      ? "the process running the task stopped during its only attempt"
+                      : `the process running the task stopped during each of its ${task.attempt} attempts`
                 }
               }),
               reason: undefined
@@ -491,8 +497,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
               id: task.id,
               owner: task.owner ?? "",
               attempt: task.attempt,
-              startedAt: task.startedAt,
-              runAt: now
+              at: now,
+              // Back in its old place, before tasks enqueued after it.
+              runAt: undefined
             }
       )
       const refused = yield* durable.apply(changes)
@@ -510,23 +517,33 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const renew = Effect.gen(function* () {
       const now = clock.unsafeCurrentTimeMillis()
       if (local.size > 0) {
-        const cancelled = yield* durable.renew(name, owner, now + lease)
-        for (const id of cancelled) {
-          const entry = local.get(id)
-          if (entry !== undefined && entry.reason === undefined) {
-            yield* Effect.fork(Effect.ignore(cancelEntry(entry)))
-          }
-        }
+        yield* cancelAsked(yield* durable.renew(name, owner, now + lease))
       }
       yield* reclaim
     })
 
-    const ticker = Effect.forever(
-      Effect.zipRight(
-        Effect.sleep(pollInterval),
-        Effect.sync(() => Queue.unsafeOffer(wake, undefined))
+    /** Cancels the tasks running here whose cancel another process asked for. */
+    const cancelAsked = (ids: ReadonlyArray<string>) =>
+      Effect.forEach(
+        ids,
+        (id) => {
+          const entry = local.get(id)
+          return entry === undefined || entry.reason !== undefined
+            ? Effect.void
+            : Effect.fork(Effect.ignore(cancelEntry(entry)))
+        },
+        { discard: true }
       )
-    )
+
+    /**
+     * Each poll interval: wakes the feeder, and looks for cancels other
+     * processes asked for of the tasks running here.
+     */
+    const ticker = Effect.gen(function* () {
+      yield* Effect.sleep(pollInterval)
+      Queue.unsafeOffer(wake, undefined)
+      if (running > 0) yield* cancelAsked(yield* durable.cancelRequests(name, owner))
+    }).pipe(Effect.catchAllCause(recover("ticker")), Effect.forever)
 
     const leaseLoop = renew.pipe(
       Effect.catchAllCause(recover("lease renewal")),
