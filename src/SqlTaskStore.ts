@@ -136,6 +136,17 @@ const fromRow = (row: Row): StoredTask => ({
 const claimOrder = (a: StoredTask, b: StoredTask) =>
   b.priority - a.priority || a.dueAt - b.dueAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
+/** The message of the innermost cause of an error. */
+const rootMessage = (error: unknown): string => {
+  let message = String(error)
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    const text = (e as { readonly message?: unknown }).message
+    if (typeof text === "string" && text !== "") message = text
+    e = (e as { readonly cause?: unknown }).cause
+  }
+  return message
+}
+
 const isBusy = (error: SqlError): boolean => {
   const cause = error.cause as { readonly code?: unknown } | undefined
   const code = typeof cause?.code === "string" ? cause.code : ""
@@ -195,7 +206,20 @@ export const make = (
       orElse: () => Effect.void
     })
     yield* runMigrations.pipe(
-      Effect.retry({ while: (e) => e._tag === "SqlError" && isBusy(e), times: 20 })
+      Effect.retry({ while: (e) => e._tag === "SqlError" && isBusy(e), times: 20 }),
+      // A migration that fails is a defect in @effect/sql; here it is the
+      // store's typed error, with the database's reason in its message (a
+      // table named `tasks` that is not the store's, say).
+      Effect.catchAllDefect((defect) =>
+        defect instanceof Migrator.MigrationError
+          ? Effect.fail(
+              new Migrator.MigrationError({
+                reason: defect.reason,
+                message: `${defect.message}: ${rootMessage(defect)}`
+              })
+            )
+          : Effect.die(defect)
+      )
     )
 
     /**

@@ -96,9 +96,31 @@ export class TaskTimeout extends Schema.TaggedError<TaskTimeout>()("TaskTimeout"
   }
 }
 
+/** A value as an error message shows it: JSON where it can be, cut at 200 characters. */
+const show = (value: unknown): string => {
+  if (typeof value === "function") return `[function ${value.name || "anonymous"}]`
+  if (typeof value !== "object" || value === null) {
+    return typeof value === "string" ? JSON.stringify(value) : String(value)
+  }
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value, (_key, item: unknown) =>
+      typeof item === "bigint"
+        ? `${item}n`
+        : typeof item === "function"
+          ? `[function ${(item as { name?: string }).name || "anonymous"}]`
+          : item
+    )
+  } catch {
+    text = undefined
+  }
+  if (text === undefined) return Object.prototype.toString.call(value)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
+}
+
 /**
  * An option given to a queue or a store breaks its rule; raised when the
- * layer is built, before anything runs.
+ * layer is built, before anything runs, or by the call that was given it.
  *
  * @since 0.1.0
  * @category errors
@@ -110,7 +132,7 @@ export class InvalidOption extends Schema.TaggedError<InvalidOption>()("InvalidO
   message: Schema.String
 }) {
   static of(option: string, value: unknown, rule: string): InvalidOption {
-    const shown = typeof value === "string" ? JSON.stringify(value) : String(value)
+    const shown = show(value)
     return new InvalidOption({
       option,
       value: shown,

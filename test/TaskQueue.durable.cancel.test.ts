@@ -209,12 +209,26 @@ describe("TaskQueue on SQLite: what a durable queue refuses", () => {
         yield* queue.pause
         const schedule = Schedule.spaced("1 second")
         expect(yield* invalidOption(queue.enqueueWith({ retry: { schedule } }, { n: 1 }))).toBe(
-          "retry"
+          "retry.schedule"
         )
-        expect(
-          yield* invalidOption(queue.enqueueWith({ retry: { isPermanent: () => true } }, { n: 1 }))
-        ).toBe("retry")
-        expect(yield* invalidOption(queue.enqueueWith({}, { n: "one" } as never))).toBe("payload")
+        const error = yield* Effect.flip(
+          queue.enqueueWith(
+            {
+              retry: {
+                isPermanent: function never() {
+                  return true
+                }
+              }
+            },
+            { n: 1 }
+          )
+        )
+        expect(error._tag === "InvalidOption" && error.message).toBe(
+          "Invalid option retry.isPermanent: [function never] (a durable queue keeps maxAttempts " +
+            "per task; schedule and isPermanent are set on the queue)"
+        )
+        const payload = yield* Effect.flip(queue.enqueueWith({}, { n: "one" } as never))
+        expect(payload._tag === "InvalidOption" && payload.value).toBe('{"n":"one"}')
         // Nothing was stored; a task's own maxAttempts is kept.
         expect((yield* queue.list()).items).toEqual([])
         const own = yield* queue.enqueueWith({ retry: { maxAttempts: 5 } }, { n: 1 })

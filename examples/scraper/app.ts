@@ -12,7 +12,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Cause, Context, Duration, Effect, Layer, Option } from "effect"
+import { Cause, ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { TaskApi, TaskQueue, TaskStore } from "effect-task-queue"
 import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
@@ -27,23 +27,50 @@ import { scrape } from "./scrape.js"
  * Where the queue keeps its tasks, from DATABASE_URL: a SQLite file by
  * default (its folder is created), so a restart loses nothing.
  */
-export const StoreLive: Layer.Layer<TaskStore.TaskStore, unknown> = Layer.unwrapEffect(
-  Effect.map(DatabaseConfig, (database) => {
-    if (database._tag === "memory") return TaskStore.layerMemory()
-    return SqlTaskStore.layer().pipe(
-      Layer.provide(SqliteClient.layer({ filename: database.filename })),
-      Layer.provide(
-        Layer.effectDiscard(
-          Effect.try({
-            try: () => Fs.mkdirSync(Path.dirname(database.filename), { recursive: true }),
-            catch: (error) =>
-              new Error(`DATABASE_URL: cannot create the folder of ${database.filename}: ${error}`)
-          })
-        )
+export const StoreLive: Layer.Layer<TaskStore.TaskStore, ConfigError.ConfigError> =
+  Layer.unwrapEffect(
+    Effect.map(DatabaseConfig, (database) => {
+      if (database._tag === "memory") {
+        return Layer.provide(
+          TaskStore.layerMemory(),
+          Layer.effectDiscard(Effect.logInfo("tasks are kept in memory: a restart forgets them"))
+        ).pipe(Layer.orDie)
+      }
+      const { filename } = database
+      // Any error opening the file stops the app with one line that names
+      // DATABASE_URL, the file and the reason, as a bad setting does.
+      const cannotOpen = (reason: string) =>
+        ConfigError.InvalidData(["DATABASE_URL"], `cannot open ${filename}: ${reason}`)
+      const folder = Layer.effectDiscard(
+        Effect.try({
+          try: () => Fs.mkdirSync(Path.dirname(filename), { recursive: true }),
+          catch: (error) => cannotOpen(`its folder cannot be made (${reasonOf(error)})`)
+        })
       )
-    )
-  })
-)
+      return SqlTaskStore.layer().pipe(
+        Layer.provide(SqliteClient.layer({ filename })),
+        Layer.provide(folder),
+        Layer.tap(() => Effect.logInfo(`tasks are kept in the SQLite file ${filename}`)),
+        Layer.catchAllCause((cause) => {
+          const error = Cause.squash(cause)
+          return Layer.fail(ConfigError.isConfigError(error) ? error : cannotOpen(reasonOf(error)))
+        })
+      )
+    })
+  )
+
+/** The innermost message of an error and its causes, as one line. */
+const reasonOf = (error: unknown): string => {
+  const messages: Array<string> = []
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 6; depth++) {
+    const message = (e as { readonly message?: unknown }).message
+    if (typeof message === "string" && message !== "" && !messages.includes(message)) {
+      messages.push(message)
+    }
+    e = (e as { readonly cause?: unknown }).cause
+  }
+  return messages.length === 0 ? String(error) : messages.join(": ")
+}
 
 /** The queue of scrapes: a task takes a `{ url }` and ends with a `Product`. */
 export class Scrapes extends Context.Tag("scraper/Scrapes")<
@@ -156,15 +183,20 @@ const shutdownSteps = (
     first: Layer.scopedDiscard(
       Effect.flatMap(Scrapes, (queue) =>
         Effect.addFinalizer(() =>
-          Effect.zipRight(
+          Effect.gen(function* () {
             // Idle keep-alive connections stay open: closing one could cut a
             // request its client has just sent. Each answers once more, asking
             // its client to close, or is cut after the API stops.
-            Effect.sync(() => {
-              draining = true
-            }),
-            queue.shutdown
-          )
+            draining = true
+            const { running } = yield* queue.stats
+            yield* Effect.logInfo(
+              running === 0
+                ? "shutting down"
+                : `shutting down: ${running} running scrape${running === 1 ? "" : "s"} may ` +
+                    "finish within SHUTDOWN_GRACE"
+            )
+            yield* queue.shutdown
+          })
         )
       )
     ),

@@ -71,12 +71,19 @@ export const DatabaseConfig: Config.Config<Database> = Config.string("DATABASE_U
   Config.mapOrFail((text): Either.Either<Database, ConfigError.ConfigError> => {
     const url = text.trim()
     if (url === "memory:") return Either.right({ _tag: "memory" })
-    if (url.startsWith("file:") && url.length > "file:".length) {
-      return Either.right({ _tag: "sqlite", filename: url.slice("file:".length) })
+    // file:<path>, relative to the working directory, or file:///<absolute path>.
+    const path = url.startsWith("file:///")
+      ? url.slice("file://".length)
+      : url.startsWith("file:") && !url.startsWith("file://")
+        ? url.slice("file:".length)
+        : undefined
+    if (path !== undefined && path.length > 0 && !/[?#]/.test(path)) {
+      return Either.right({ _tag: "sqlite", filename: path })
     }
     const rule = url.startsWith("postgres")
       ? "PostgreSQL is not supported yet: use file:<path> or memory:"
-      : "must be file:<path> (SQLite) or memory:"
+      : "must be file:<path> (SQLite; a path without ? or #, relative to the working " +
+        "directory, or file:///<absolute path>) or memory:"
     return Either.left(ConfigError.InvalidData([], `${rule}; got ${shown(text)}`))
   }),
   Config.withDefault<Database>({ _tag: "sqlite", filename: "./data/tasks.db" })

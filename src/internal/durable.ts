@@ -745,10 +745,11 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           own !== undefined &&
           (own.schedule !== settings.schedule || own.isPermanent !== settings.isPermanent)
         ) {
+          const field = own.schedule !== settings.schedule ? "schedule" : "isPermanent"
           return yield* Effect.fail(
             InvalidOption.of(
-              "retry",
-              options?.retry,
+              `retry.${field}`,
+              field === "schedule" ? "a Schedule of this task's own" : own.isPermanent,
               "a durable queue keeps maxAttempts per task; schedule and isPermanent are set on the queue"
             )
           )

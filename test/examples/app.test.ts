@@ -470,7 +470,9 @@ describe("the scraper app", () => {
         'must be a duration of zero or more with its unit, such as "10 seconds" or "0 seconds"'
       const timeout =
         'must be a positive duration with its unit, such as "10 seconds" or "1500 millis"'
-      const database = "must be file:<path> (SQLite) or memory:"
+      const database =
+        "must be file:<path> (SQLite; a path without ? or #, relative to the working " +
+        "directory, or file:///<absolute path>) or memory:"
       const cases = [
         ["MAX_WORKERS", "0", `${positive}; got 0`],
         ["MAX_WORKERS", "2.5", `${positive}; got 2.5`],
@@ -486,6 +488,8 @@ describe("the scraper app", () => {
         ["SCRAPE_TIMEOUT", "soon", `${timeout}; got soon`],
         ["DATABASE_URL", "file:", `${database}; got file:`],
         ["DATABASE_URL", "mysql://localhost/tasks", `${database}; got mysql://localhost/tasks`],
+        ["DATABASE_URL", "file:tasks.db?mode=ro", `${database}; got file:tasks.db?mode=ro`],
+        ["DATABASE_URL", "file://host/tasks.db", `${database}; got file://host/tasks.db`],
         [
           "DATABASE_URL",
           "postgres://localhost/tasks",
