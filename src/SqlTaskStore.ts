@@ -413,7 +413,12 @@ export const make = (
           Effect.map(
             sql<{ readonly due: number | null }>`SELECT MIN(due_at) AS due FROM tasks
               WHERE queue = ${queue} AND status = 'queued'`,
-            (rows) => orUndefined(rows[0]?.due ?? null) ?? undefined
+            // A due time that is not a number (a row written past the store)
+            // cannot be waited for.
+            (rows) => {
+              const due = Number(rows[0]?.due ?? NaN)
+              return Number.isFinite(due) ? due : undefined
+            }
           )
         ),
       cancelQueued: (id, now, outcome) =>

@@ -23,8 +23,27 @@ class StoredFailure {
   }
 }
 
-/** The outcome of a record that has ended, as JSON text. */
+/**
+ * The outcome of a record that has ended, as JSON text. Never throws: an
+ * error that cannot be read or printed (a getter that throws, a cause that
+ * is its own cause) is stored as a defect that says so.
+ */
 export const encodeOutcome = (record: TaskRecord, schemas: Task.ViewSchemas<any, any>): string => {
+  try {
+    return encode(record, schemas)
+  } catch {
+    const failed = record.exit !== undefined && Exit.isFailure(record.exit)
+    return failed
+      ? UNREADABLE_ERROR
+      : JSON.stringify({ error: { kind: "defect", message: "the result could not be stored" } })
+  }
+}
+
+const UNREADABLE_ERROR = JSON.stringify({
+  error: { kind: "defect", message: "(an error that could not be read)" }
+})
+
+const encode = (record: TaskRecord, schemas: Task.ViewSchemas<any, any>): string => {
   const exit = record.exit!
   if (Exit.isSuccess(exit) && exit.value === undefined) return NO_RESULT
   const view = Task.toView(Task.snapshot(record), schemas)
