@@ -107,30 +107,63 @@ interface Row {
 
 const orUndefined = <A>(value: A | null): A | undefined => (value === null ? undefined : value)
 
-/** A row as the queue reads it. Its fields are checked by the queue, which owns the task. */
-const fromRow = (row: Row): StoredTask => ({
-  id: row.id as TaskId,
-  queue: row.queue,
-  status: row.status as TaskStatus,
-  attempt: Number(row.attempt),
-  createdAt: Number(row.created_at),
-  startedAt: orUndefined(row.started_at),
-  finishedAt: orUndefined(row.finished_at),
-  // Read without the queue's Schemas: a durable queue reads `outcome` again with them.
-  exit: decodeOutcome(row.status as TaskStatus, orUndefined(row.outcome), {}),
-  reason: orUndefined(row.reason),
-  priority: Number(row.priority),
-  runAt: orUndefined(row.run_at),
-  maxAttempts: Number(row.max_attempts),
-  idempotencyKey: orUndefined(row.idempotency_key),
-  payload: row.payload,
-  outcome: orUndefined(row.outcome),
-  owner: orUndefined(row.owner),
-  leaseUntil: orUndefined(row.lease_until),
-  timeout: orUndefined(row.timeout_ms),
-  dueAt: Number(row.due_at),
-  cancelRequested: Number(row.cancel_requested) !== 0
-})
+const STATUSES: ReadonlySet<string> = new Set([
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled"
+])
+
+/** A number of a row, or `fallback` where a row written past the store holds something else. */
+const numberOr = (value: unknown, fallback: number): number => {
+  const n = Number(value)
+  return Number.isFinite(n) && Math.abs(n) <= 8.64e15 ? n : fallback
+}
+const timeOrUndefined = (value: unknown): number | undefined =>
+  value === null || value === undefined ? undefined : numberOr(value, Number.NaN)
+
+/**
+ * A row as the queue reads it. A row written past the store may hold
+ * anything: a status that is none of the five reads as `failed` with an
+ * outcome that says so, and numbers that are not numbers read as defaults,
+ * so that reading and listing such a row never fails.
+ */
+const fromRow = (row: Row): StoredTask => {
+  const known = STATUSES.has(row.status)
+  const status = (known ? row.status : "failed") as TaskStatus
+  const outcome = known
+    ? orUndefined(row.outcome)
+    : JSON.stringify({
+        error: {
+          kind: "defect",
+          message: `the stored status ${JSON.stringify(row.status)} is unknown`
+        }
+      })
+  return {
+    id: row.id as TaskId,
+    queue: row.queue,
+    status,
+    attempt: numberOr(row.attempt, 0),
+    createdAt: numberOr(row.created_at, 0),
+    startedAt: timeOrUndefined(row.started_at),
+    finishedAt: timeOrUndefined(row.finished_at),
+    // Read without the queue's Schemas: a durable queue reads `outcome` again with them.
+    exit: decodeOutcome(status, outcome, {}),
+    reason: orUndefined(row.reason),
+    priority: numberOr(row.priority, 0),
+    runAt: timeOrUndefined(row.run_at),
+    maxAttempts: numberOr(row.max_attempts, 1),
+    idempotencyKey: orUndefined(row.idempotency_key),
+    payload: row.payload,
+    outcome,
+    owner: orUndefined(row.owner),
+    leaseUntil: orUndefined(row.lease_until),
+    timeout: orUndefined(row.timeout_ms),
+    dueAt: numberOr(row.due_at, 0),
+    cancelRequested: Number(row.cancel_requested) !== 0
+  }
+}
 
 /** Orders claimed rows as the claim picked them: priority, then due time, then id. */
 const claimOrder = (a: StoredTask, b: StoredTask) =>
@@ -147,11 +180,27 @@ const rootMessage = (error: unknown): string => {
   return message
 }
 
+/**
+ * Whether a statement found the file locked by another connection, so that
+ * trying again later can succeed. Not SQLITE_BUSY_SNAPSHOT: a transaction
+ * that read before another connection wrote can never write; only the whole
+ * transaction, begun again, can.
+ */
 const isBusy = (error: SqlError): boolean => {
   const cause = error.cause as { readonly code?: unknown } | undefined
   const code = typeof cause?.code === "string" ? cause.code : ""
-  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")
+  return (
+    (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) &&
+    code !== "SQLITE_BUSY_SNAPSHOT"
+  )
 }
+
+/**
+ * How long SQLite itself waits for a lock, in milliseconds. better-sqlite3
+ * waits on the main thread, so a long wait would stall every fiber and the
+ * HTTP server: it waits briefly, and the store tries again asynchronously.
+ */
+const BUSY_TIMEOUT = 50
 
 /**
  * Makes the store: runs the migrations, then starts the retention fiber in
@@ -200,7 +249,7 @@ export const make = (
       sqlite: () =>
         Effect.all([
           sql.unsafe("PRAGMA journal_mode = WAL"),
-          sql.unsafe("PRAGMA busy_timeout = 5000"),
+          sql.unsafe(`PRAGMA busy_timeout = ${BUSY_TIMEOUT}`),
           sql.unsafe("PRAGMA synchronous = NORMAL")
         ]),
       orElse: () => Effect.void
@@ -226,11 +275,24 @@ export const make = (
      * Runs a statement or a transaction: tried again while the file is
      * locked by another process, then any other error is a defect.
      */
-    const busyRetry = Schedule.exponential("10 millis").pipe(Schedule.upTo("30 seconds"))
+    const busyRetry = Schedule.exponential("10 millis").pipe(
+      Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(500))),
+      Schedule.upTo("30 seconds")
+    )
+    /**
+     * Runs a statement or a transaction of the store's own, tried again while
+     * the file is locked; inside the caller's transaction (an enqueue in it),
+     * once: that transaction holds the connection, and only it can be begun
+     * again. Any other error is a defect.
+     */
     const run = <A>(effect: Effect.Effect<A, SqlError>): Effect.Effect<A> =>
       Effect.catchAll(effect, (error) =>
         isBusy(error)
-          ? Effect.orDie(Effect.retry(effect, { while: isBusy, schedule: busyRetry }))
+          ? Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (inside) =>
+              Option.isSome(inside)
+                ? Effect.die(error)
+                : Effect.orDie(Effect.retry(effect, { while: isBusy, schedule: busyRetry }))
+            )
           : Effect.die(error)
       )
 
@@ -268,7 +330,8 @@ export const make = (
           run_at = CASE WHEN ${cancelAsked} THEN NULL ELSE v.column11 END,
           owner = NULL, lease_until = NULL
         FROM (VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}) AS v
-        WHERE tasks.id = v.column1 AND tasks.owner = v.column2 AND tasks.attempt = v.column3
+        WHERE tasks.id = v.column1 AND COALESCE(tasks.owner, '') = v.column2
+          AND tasks.attempt = v.column3
           AND tasks.status = 'running'
         RETURNING tasks.id AS id`
     }

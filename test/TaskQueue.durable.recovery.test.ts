@@ -19,7 +19,7 @@ import {
   TestClock
 } from "effect"
 import { TaskError } from "effect-task-queue"
-import * as os from "node:os"
+import { hostId } from "../src/internal/durable.js"
 import {
   captureLogs,
   insertRow,
@@ -163,7 +163,7 @@ describe("TaskQueue on SQLite: claims of instances gone away", () => {
   it.scoped("takes back the tasks of gone owners, counting the attempt, and leaves live ones", () =>
     Effect.gen(function* () {
       const context = yield* sqliteStore(":memory:")
-      const here = os.hostname()
+      const here = hostId
       const running = (label: string, owner: string, leaseUntil: number, attempt = 1) =>
         insertRow({
           queue: "reclaim",

@@ -6,6 +6,7 @@
  * workers as the in-memory engine: a token per claimed task in a
  * `Queue.unbounded`, a permit of a `Semaphore(maxWorkers)` per worker.
  */
+import * as fs from "node:fs"
 import * as os from "node:os"
 import type { Schema } from "effect"
 import {
@@ -64,7 +65,22 @@ export interface DurableConfig {
 // ---------------------------------------------------------------------------
 // Who owns a claim: the host, the process and a random part per queue start.
 
-const host = os.hostname()
+/**
+ * This host, as far as process ids go: its name and its pid namespace (on
+ * Linux), so that two containers that share a host name but not their
+ * process ids never take each other's processes for dead.
+ */
+export const hostId = ((): string => {
+  let namespace: string
+  try {
+    namespace = /\d+/.exec(fs.readlinkSync("/proc/self/ns/pid"))?.[0] ?? ""
+  } catch {
+    // Not Linux: the host name alone.
+    namespace = ""
+  }
+  return `${os.hostname().replaceAll(":", "_")}/${namespace}`
+})()
+const host = hostId
 /** The boots of queues alive in this process. */
 const liveBoots = new Set<string>()
 
@@ -230,7 +246,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         claims.set(entry, task.attempt)
         local.set(entry.id, entry)
         claimed += 1
-        pool.push(entry)
+        // Claimed by a step that began before a pause or the shutdown: back
+        // to the store, where it shows as queued.
+        if (!open || pool.paused) release(entry)
+        else pool.push(entry)
       }
       return broken.length === 0 ? Effect.void : Effect.all(broken, { discard: true })
     }
@@ -418,6 +437,21 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         const free = open && !pool.paused ? pool.maxWorkers - claimed : 0
         const pending = takeWrites()
         if (free <= 0 && pending.length === 0) return Effect.succeed(false)
+        if (pending.length === 0) {
+          // Nothing to write: a read first, so that an idle queue never takes
+          // the file's write lock for a claim that would find nothing.
+          return Effect.flatMap(durable.nextDue(name), (due) =>
+            due !== undefined && due <= clock.unsafeCurrentTimeMillis()
+              ? step(free, pending)
+              : Effect.succeed(false)
+          )
+        }
+        return step(free, pending)
+      })
+    )
+
+    const step = (free: number, pending: ReadonlyArray<Write>) =>
+      Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
         return Effect.flatMap(
           durable.step({
@@ -437,7 +471,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           }
         )
       })
-    )
 
     /** How long the feeder may sleep: until the next due task, at most the poll interval. */
     const idleFor = Effect.map(durable.nextDue(name), (due) => {
@@ -460,7 +493,14 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         if (wait >= pollInterval) yield* Queue.take(wake)
         else if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
       }
-    }).pipe(Effect.catchAllCause(recover("feeder step")), Effect.forever)
+    }).pipe(
+      // A store that keeps failing (a full disk, a file gone) is tried again
+      // each second, not in a loop.
+      Effect.catchAllCause((cause) =>
+        Effect.zipRight(recover("feeder step")(cause), Effect.sleep("1 second"))
+      ),
+      Effect.forever
+    )
 
     // -------------------------------------------------------------------------
     // Leases: renewed while tasks run here; claims of gone instances taken back.
@@ -573,7 +613,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         Effect.annotateLogs({ queue: name, claimed, running })
       )
       yield* Fiber.interrupt(drain)
-      yield* Fiber.interrupt(feeder)
+      // The feeder claims nothing more, but keeps writing the ends of tasks
+      // that finish within the grace, so that they are kept at once.
       const giveBack = Effect.flatMap(Queue.takeAll(ready), () =>
         Effect.sync(() => {
           for (const entry of lanes.takeAll()) release(entry)
@@ -589,7 +630,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         )
       }
       yield* FiberSet.clear(workers)
-      // A task a worker put back as the queue closed.
+      yield* Fiber.interrupt(feeder)
+      // A task a worker put back, or a step claimed, as the queue closed.
       for (const entry of lanes.takeAll()) release(entry)
       yield* Fiber.interrupt(leases)
       yield* flush
@@ -608,17 +650,29 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
 
     /** Waits for a task to end: told by this process's writes, else read again each poll interval. */
     const awaitId = (id: string): Effect.Effect<Exit.Exit<unknown, unknown>, TaskNotFound> =>
-      Effect.gen(function* () {
-        while (true) {
-          let waiter = waiters.get(id)
-          if (waiter === undefined) {
-            waiter = Deferred.unsafeMake<void>(FiberId.none)
-            waiters.set(id, waiter)
-          }
-          const exit = exitOf(yield* lookup(id))
-          if (exit !== undefined) return exit
-          yield* Effect.timeoutOption(Deferred.await(waiter), pollInterval)
+      Effect.suspend(() => {
+        let waiter = waiters.get(id)
+        if (waiter === undefined) {
+          waiter = Deferred.unsafeMake<void>(FiberId.none)
+          waiters.set(id, waiter)
         }
+        const told = waiter
+        const loop = Effect.gen(function* () {
+          while (true) {
+            const exit = exitOf(yield* lookup(id))
+            if (exit !== undefined) return exit
+            yield* Effect.timeoutOption(Deferred.await(told), pollInterval)
+          }
+        })
+        // Forgotten however the wait ends (the task ended here or elsewhere,
+        // the id is unknown, the caller stopped waiting): no waiter is kept
+        // for a task no one awaits.
+        return Effect.ensuring(
+          loop,
+          Effect.sync(() => {
+            if (waiters.get(id) === told) waiters.delete(id)
+          })
+        )
       })
 
     const cancelEntry = (entry: Entry): Effect.Effect<TaskStatus, TaskFinished> =>
