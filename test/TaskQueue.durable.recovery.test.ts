@@ -19,7 +19,7 @@ import {
   TestClock
 } from "effect"
 import { TaskError } from "effect-task-queue"
-import { hostId } from "../src/internal/durable.js"
+import { hostId } from "../src/internal/ownership.js"
 import {
   captureLogs,
   insertRow,

@@ -6,8 +6,6 @@
  * workers as the in-memory engine: a token per claimed task in a
  * `Queue.unbounded`, a permit of a `Semaphore(maxWorkers)` per worker.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
 import type { Schema } from "effect"
 import {
   Cause,
@@ -42,6 +40,7 @@ import type { Owner, Settings } from "./entry.js"
 import { Entry } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
+import { isGone, liveBoots, ownerOf, takeBack } from "./ownership.js"
 import { decodeOutcome, encodeOutcome } from "./outcome.js"
 import { resolveEnqueueOptions } from "./options.js"
 import { logFailure, makePool, once } from "./pool.js"
@@ -60,51 +59,6 @@ export interface DurableConfig {
   readonly lease: number
   /** How often the store is read for work that no local enqueue announced. */
   readonly pollInterval: number
-}
-
-// ---------------------------------------------------------------------------
-// Who owns a claim: the host, the process and a random part per queue start.
-
-/**
- * This host, as far as process ids go: its name and its pid namespace (on
- * Linux), so that two containers that share a host name but not their
- * process ids never take each other's processes for dead.
- */
-export const hostId = ((): string => {
-  let namespace: string
-  try {
-    namespace = /\d+/.exec(fs.readlinkSync("/proc/self/ns/pid"))?.[0] ?? ""
-  } catch {
-    // Not Linux: the host name alone.
-    namespace = ""
-  }
-  return `${os.hostname().replaceAll(":", "_")}/${namespace}`
-})()
-const host = hostId
-/** The boots of queues alive in this process. */
-const liveBoots = new Set<string>()
-
-const ownerOf = (boot: string) => `${host}:${process.pid}:${boot}`
-
-/**
- * Whether the instance that claimed a task is gone: its lease ran out, or it
- * was a process of this host that no longer exists, or a queue of this
- * process that has stopped.
- */
-const isGone = (task: StoredTask, now: number): boolean => {
-  if (task.leaseUntil === undefined || task.leaseUntil < now) return true
-  const owner = task.owner ?? ""
-  const last = owner.lastIndexOf(":")
-  const second = owner.lastIndexOf(":", last - 1)
-  if (second < 0 || owner.slice(0, second) !== host) return false
-  const pid = Number(owner.slice(second + 1, last))
-  if (pid === process.pid) return !liveBoots.has(owner.slice(last + 1))
-  try {
-    process.kill(pid, 0)
-    return false
-  } catch (error) {
-    return (error as { readonly code?: unknown }).code === "ESRCH"
-  }
 }
 
 export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
@@ -512,36 +466,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         (task) => task.owner !== owner && isGone(task, now)
       )
       if (lost.length === 0) return
-      const changes = lost.map((task): Write =>
-        task.attempt >= task.maxAttempts
-          ? {
-              _tag: "end",
-              id: task.id,
-              owner: task.owner ?? "",
-              attempt: task.attempt,
-              status: "failed",
-              finishedAt: now,
-              outcome: JSON.stringify({
-                error: {
-                  kind: "defect",
-                  message:
-                    task.attempt === 1
-                      ? "the process running the task stopped during its only attempt"
-                      : `the process running the task stopped during each of its ${task.attempt} attempts`
-                }
-              }),
-              reason: undefined
-            }
-          : {
-              _tag: "retry",
-              id: task.id,
-              owner: task.owner ?? "",
-              attempt: task.attempt,
-              at: now,
-              // Back in its old place, before tasks enqueued after it.
-              runAt: undefined
-            }
-      )
+      const changes = lost.map((task) => takeBack(task, now))
       const refused = yield* durable.apply(changes)
       applied(changes)
       yield* Effect.logWarning("tasks of a stopped process were taken back").pipe(
