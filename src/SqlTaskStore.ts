@@ -553,28 +553,32 @@ export const make = (
     }
 
     /** Deletes finished tasks past the age or the count, a batch at a time. */
-    const prune = Effect.gen(function* () {
+    /** Runs a delete of at most PRUNE_BATCH rows until one deletes fewer, yielding between. */
+    const deleteInBatches = (
+      statement: () => Effect.Effect<ReadonlyArray<unknown>, SqlError>
+    ): Effect.Effect<void> =>
+      Effect.flatMap(run(statement()), (deleted) =>
+        deleted.length < PRUNE_BATCH
+          ? Effect.void
+          : Effect.zipRight(Effect.yieldNow(), deleteInBatches(statement))
+      )
+
+    const prune = Effect.suspend(() => {
       const oldest = clock.unsafeCurrentTimeMillis() - ttl
-      while (true) {
-        const deleted = yield* run(
-          sql<{ readonly id: string }>`DELETE FROM tasks WHERE id IN (
+      return Effect.zipRight(
+        deleteInBatches(
+          () => sql`DELETE FROM tasks WHERE id IN (
               SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ${oldest}
               LIMIT ${PRUNE_BATCH}
             ) RETURNING id`
-        )
-        if (deleted.length < PRUNE_BATCH) break
-        yield* Effect.yieldNow()
-      }
-      while (true) {
-        const deleted = yield* run(
-          sql<{ readonly id: string }>`DELETE FROM tasks WHERE id IN (
+        ),
+        deleteInBatches(
+          () => sql`DELETE FROM tasks WHERE id IN (
               SELECT id FROM tasks WHERE finished_at IS NOT NULL
               ORDER BY finished_at DESC, id DESC LIMIT ${PRUNE_BATCH} OFFSET ${maxFinished}
             ) RETURNING id`
         )
-        if (deleted.length < PRUNE_BATCH) break
-        yield* Effect.yieldNow()
-      }
+      )
     })
     yield* prune.pipe(
       Effect.catchAllCause((cause) => Effect.logError("task store pruning failed", cause)),
