@@ -40,9 +40,9 @@ import type { Owner, Settings } from "./entry.js"
 import { Entry } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
+import { newTask, readPayload, settingsOf } from "./stored.js"
 import { isGone, liveBoots, ownerOf, takeBack } from "./ownership.js"
 import { decodeOutcome, encodeOutcome } from "./outcome.js"
-import { resolveEnqueueOptions } from "./options.js"
 import { logFailure, makePool, once } from "./pool.js"
 import type { Host } from "./worker.js"
 
@@ -71,7 +71,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const { name, handler, schemas, shutdownGrace, settings } = config
     const { lease, pollInterval } = durableConfig
     const payloadSchema = durableConfig.payload
-    const encodePayload = ParseResult.encodeEither(payloadSchema)
     const decodePayload = ParseResult.decodeUnknownEither(payloadSchema)
     const clock = yield* Effect.clock
     const pool = yield* makePool(config.maxWorkers)
@@ -135,17 +134,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       Queue.unsafeOffer(wake, undefined)
     }
 
-    const settingsOf = (task: StoredTask): Settings | undefined =>
-      task.maxAttempts === settings.maxAttempts &&
-      (task.timeout === undefined || task.timeout === settings.timeout)
-        ? undefined
-        : {
-            ...settings,
-            maxAttempts: task.maxAttempts,
-            // 0 stands for no timeout, where the queue has one.
-            timeout: task.timeout === 0 ? undefined : (task.timeout ?? settings.timeout)
-          }
-
     /** The end of a claimed task that cannot run: its stored payload does not decode. */
     const badPayload = (task: StoredTask, message: string): Write => ({
       _tag: "end",
@@ -162,23 +150,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const accept = (tasks: ReadonlyArray<StoredTask>): Effect.Effect<void> => {
       const broken: Array<Effect.Effect<void>> = []
       for (const task of tasks) {
-        let input: Either.Either<unknown, string>
-        try {
-          input = Either.flatMap(
-            Either.try({
-              try: () => JSON.parse(task.payload) as unknown,
-              catch: () => "the stored payload is not JSON"
-            }),
-            (json) =>
-              Either.mapLeft(
-                decodePayload(json),
-                (error) =>
-                  `the stored payload no longer decodes: ${ParseResult.TreeFormatter.formatIssueSync(error)}`
-              )
-          )
-        } catch (error) {
-          input = Either.left(`the stored payload could not be read: ${String(error)}`)
-        }
+        const input = readPayload(task, decodePayload)
         if (Either.isLeft(input)) {
           write(badPayload(task, input.left))
           meter.failed.update(1)
@@ -196,7 +168,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         const extras = entry.x
         extras.priority = task.priority
         extras.idempotencyKey = task.idempotencyKey
-        extras.settings = settingsOf(task)
+        extras.settings = settingsOf(task, settings)
         claims.set(entry, task.attempt)
         local.set(entry.id, entry)
         claimed += 1
@@ -702,49 +674,12 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     ): Effect.Effect<TaskHandle<any, any>, QueueShutdown | QueueFull | InvalidOption> =>
       Effect.gen(function* () {
         if (!open) return yield* Effect.fail(QueueShutdown.of(name))
-        if (args.length !== 1) {
-          return yield* Effect.fail(
-            InvalidOption.of(
-              "payload",
-              args,
-              "a durable queue's handler takes one argument, its payload"
-            )
-          )
-        }
         const now = clock.unsafeCurrentTimeMillis()
-        const placement =
-          options === undefined
-            ? undefined
-            : yield* Either.match(resolveEnqueueOptions(options, settings, now), {
-                onLeft: Effect.fail,
-                onRight: Effect.succeed
-              })
-        const own = placement?.settings
-        if (
-          own !== undefined &&
-          (own.schedule !== settings.schedule || own.isPermanent !== settings.isPermanent)
-        ) {
-          const field = own.schedule !== settings.schedule ? "schedule" : "isPermanent"
-          return yield* Effect.fail(
-            InvalidOption.of(
-              `retry.${field}`,
-              field === "schedule" ? "a Schedule of this task's own" : own.isPermanent,
-              "a durable queue keeps maxAttempts per task; schedule and isPermanent are set on the queue"
-            )
-          )
-        }
-        const encoded = encodePayload(args[0])
-        if (Either.isLeft(encoded)) {
-          return yield* Effect.fail(
-            InvalidOption.of(
-              "payload",
-              args[0],
-              `must match the queue's payload Schema: ${ParseResult.TreeFormatter.formatIssueSync(encoded.left)}`
-            )
-          )
-        }
+        const task = newTask(nextId(now), name, now, args, options, settings, payloadSchema)
+        if (Either.isLeft(task)) return yield* Effect.fail(task.left)
+        const { record, payload, timeout } = task.right
         if (config.capacity !== undefined && !(yield* hasRoom)) {
-          const key = placement?.idempotencyKey
+          const key = record.idempotencyKey
           const existing = key === undefined ? undefined : yield* store.findKey(name, key)
           if (existing !== undefined) return handleOf(existing.id)
           if (config.whenFull === "refuse") {
@@ -753,36 +688,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           yield* waitForRoom
           if (!open) return yield* Effect.fail(QueueShutdown.of(name))
         }
-        const record: TaskRecord = {
-          id: nextId(now),
-          queue: name,
-          status: "queued",
-          attempt: 0,
-          createdAt: now,
-          startedAt: undefined,
-          finishedAt: undefined,
-          exit: undefined,
-          reason: undefined,
-          priority: placement?.priority ?? 0,
-          runAt: placement?.runAt,
-          maxAttempts: (own ?? settings).maxAttempts,
-          idempotencyKey: placement?.idempotencyKey
-        }
-        // Kept only when it differs from the queue's; 0 stands for none.
-        const timeout =
-          own !== undefined && own.timeout !== settings.timeout ? (own.timeout ?? 0) : undefined
         // In the caller's transaction, if it has one: the feeder's claim waits for its commit.
-        const json = Either.try(() => JSON.stringify(encoded.right))
-        if (Either.isLeft(json) || json.right === undefined) {
-          return yield* Effect.fail(
-            InvalidOption.of(
-              "payload",
-              args[0],
-              "must encode to JSON with the queue's payload Schema"
-            )
-          )
-        }
-        const existing = yield* durable.insert(record, json.right, timeout)
+        const existing = yield* durable.insert(record, payload, timeout)
         if (existing !== undefined) return handleOf(existing.id)
         meter.enqueued.update(1)
         // The feeder claims it at once if a worker is free; else a task's end
