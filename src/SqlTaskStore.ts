@@ -200,7 +200,7 @@ const isBusy = (error: SqlError): boolean => {
  * waits on the main thread, so a long wait would stall every fiber and the
  * HTTP server: it waits briefly, and the store tries again asynchronously.
  */
-const BUSY_TIMEOUT = 50
+const BUSY_TIMEOUT = 10
 
 /**
  * Makes the store: runs the migrations, then starts the retention fiber in
@@ -275,8 +275,10 @@ export const make = (
      * Runs a statement or a transaction: tried again while the file is
      * locked by another process, then any other error is a defect.
      */
+    // Jittered, so that writes waiting for the same lock do not all try at once.
     const busyRetry = Schedule.exponential("10 millis").pipe(
       Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(500))),
+      Schedule.jittered,
       Schedule.upTo("30 seconds")
     )
     /**

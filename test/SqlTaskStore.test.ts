@@ -137,7 +137,7 @@ describe("SqlTaskStore on SQLite", () => {
   )
 
   it.scoped(
-    "runs SQLite in WAL mode with a 50 ms busy timeout (retried asynchronously) and synchronous NORMAL",
+    "runs SQLite in WAL mode with a 10 ms busy timeout (retried asynchronously) and synchronous NORMAL",
     () =>
       Effect.gen(function* () {
         const context = yield* sqliteStore(yield* tempDatabase)
@@ -145,7 +145,7 @@ describe("SqlTaskStore on SQLite", () => {
         const pragma = (name: string) =>
           Effect.orDie(sql.unsafe<Record<string, unknown>>(`PRAGMA ${name}`))
         expect(yield* pragma("journal_mode")).toEqual([{ journal_mode: "wal" }])
-        expect(yield* pragma("busy_timeout")).toEqual([{ timeout: 50 }])
+        expect(yield* pragma("busy_timeout")).toEqual([{ timeout: 10 }])
         // 1 is NORMAL; SQLite's default is FULL (2).
         expect(yield* pragma("synchronous")).toEqual([{ synchronous: 1 }])
       })

@@ -182,6 +182,58 @@ describe("durable: a database error that lasts", () => {
       expect(steps).toBeLessThan(5)
     })
   )
+
+  it.scoped(
+    "keeps the outcome of a task that ended while the store failed, and writes it later",
+    () =>
+      Effect.gen(function* () {
+        const context = yield* sqliteStore(":memory:")
+        const store = Context.get(context, TaskStore.TaskStore)
+        let failing = false
+        const flaky = TaskStore.TaskStore.of({
+          ...store,
+          durable: {
+            ...store.durable!,
+            step: (input) =>
+              failing
+                ? Effect.die(new Error("SQLITE_ERROR: no such table: tasks"))
+                : store.durable!.step(input)
+          }
+        })
+        const release = yield* Deferred.make<void>()
+        const queue = yield* TaskQueue.make({
+          name: "db-error-outcome",
+          maxWorkers: 1,
+          payload: Schema.String,
+          handler: (label: string) => Effect.as(Deferred.await(release), label)
+        }).pipe(
+          Effect.provide(Context.add(context, TaskStore.TaskStore, flaky)),
+          Effect.provide(Logger.minimumLogLevel(LogLevel.None))
+        )
+        const task = yield* queue.enqueue("kept")
+        yield* yieldUntil(() =>
+          Effect.map(
+            readRow(task.id).pipe(Effect.provide(context)),
+            (row) => row?.status === "running"
+          )
+        )
+        // The task ends while every step fails: its outcome waits, then is written.
+        failing = true
+        yield* Deferred.succeed(release, undefined)
+        yield* settle
+        yield* TestClock.adjust("3 seconds")
+        expect((yield* readRow(task.id).pipe(Effect.provide(context)))?.status).toBe("running")
+        failing = false
+        yield* TestClock.adjust("1 second")
+        yield* yieldUntil(() =>
+          Effect.map(
+            readRow(task.id).pipe(Effect.provide(context)),
+            (row) => row?.status === "succeeded"
+          )
+        )
+        expect(yield* task.await).toEqual(Exit.succeed("kept"))
+      })
+  )
 })
 
 /**

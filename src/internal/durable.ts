@@ -376,18 +376,32 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       })
     )
 
+    /**
+     * Writes that a failed step did not keep go back in front of the writes
+     * that came since, for the next step: an outcome is never dropped.
+     */
+    const keepFor = <A, E>(pending: ReadonlyArray<Write>, effect: Effect.Effect<A, E>) =>
+      Effect.onError(effect, () =>
+        Effect.sync(() => {
+          if (pending.length > 0) writes = [...pending, ...writes]
+        })
+      )
+
     const step = (free: number, pending: ReadonlyArray<Write>) =>
       Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
         return Effect.flatMap(
-          durable.step({
-            queue: name,
-            owner,
-            now,
-            leaseUntil: now + lease,
-            claim: Math.max(0, free),
-            writes: pending
-          }),
+          keepFor(
+            pending,
+            durable.step({
+              queue: name,
+              owner,
+              now,
+              leaseUntil: now + lease,
+              claim: Math.max(0, free),
+              writes: pending
+            })
+          ),
           ({ claimed: tasks, refused }) => {
             applied(pending)
             return Effect.zipRight(
@@ -499,7 +513,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const flush = Effect.suspend(function loop(): Effect.Effect<void> {
       if (writes.length === 0) return Effect.void
       const pending = takeWrites()
-      return Effect.flatMap(durable.apply(pending), (refused) => {
+      return Effect.flatMap(keepFor(pending, durable.apply(pending)), (refused) => {
         applied(pending)
         return Effect.zipRight(refusedLog(refused), loop())
       })
