@@ -83,7 +83,14 @@ const migrations = Migrator.fromRecord({
 
 const runMigrations = Migrator.make({})({ loader: migrations, table: "task_queue_migrations" })
 
-interface Row {
+/**
+ * A row of the `tasks` table as SQL gives it back, for those who read or
+ * write the table directly (migrations of their own, operations scripts).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TaskRow {
   readonly id: string
   readonly queue: string
   readonly status: string
@@ -129,7 +136,7 @@ const timeOrUndefined = (value: unknown): number | undefined =>
  * outcome that says so, and numbers that are not numbers read as defaults,
  * so that reading and listing such a row never fails.
  */
-const fromRow = (row: Row): StoredTask => {
+const fromRow = (row: TaskRow): StoredTask => {
   const known = STATUSES.has(row.status)
   const status = (known ? row.status : "failed") as TaskStatus
   const outcome = known
@@ -419,12 +426,12 @@ export const make = (
       })
 
     const getRow = (id: string) =>
-      Effect.map(sql<Row>`SELECT * FROM tasks WHERE id = ${id}`, (rows) =>
+      Effect.map(sql<TaskRow>`SELECT * FROM tasks WHERE id = ${id}`, (rows) =>
         rows.length === 0 ? undefined : fromRow(rows[0]!)
       )
     const findKeyRow = (queue: string, key: string) =>
       Effect.map(
-        sql<Row>`SELECT * FROM tasks WHERE queue = ${queue} AND idempotency_key = ${key}`,
+        sql<TaskRow>`SELECT * FROM tasks WHERE queue = ${queue} AND idempotency_key = ${key}`,
         (rows) => (rows.length === 0 ? undefined : fromRow(rows[0]!))
       )
 
@@ -465,7 +472,14 @@ export const make = (
               const refused = writes.length === 0 ? [] : yield* applyWrites(writes)
               const claimed =
                 claim > 0
-                  ? (yield* exec<Row>(dialect.claim, [owner, leaseUntil, now, queue, now, claim]))
+                  ? (yield* exec<TaskRow>(dialect.claim, [
+                      owner,
+                      leaseUntil,
+                      now,
+                      queue,
+                      now,
+                      claim
+                    ]))
                       .map(fromRow)
                       .sort(claimOrder)
                   : []
@@ -526,7 +540,7 @@ export const make = (
       running: (queue) =>
         run(
           Effect.map(
-            sql<Row>`SELECT * FROM tasks WHERE queue = ${queue} AND status = 'running'`,
+            sql<TaskRow>`SELECT * FROM tasks WHERE queue = ${queue} AND status = 'running'`,
             (rows) => rows.map(fromRow)
           )
         ),
@@ -598,7 +612,7 @@ export const make = (
       const status = query.status === undefined ? sql`` : sql`AND status = ${query.status}`
       return run(
         Effect.map(
-          sql<Row>`SELECT * FROM tasks WHERE queue = ${query.queue} ${status} ${after}
+          sql<TaskRow>`SELECT * FROM tasks WHERE queue = ${query.queue} ${status} ${after}
             ORDER BY id LIMIT ${limit + 1}`,
           (rows) => {
             const items = rows.slice(0, limit).map(fromRow)

@@ -71,27 +71,7 @@ export const makeDurableQueue = <Args extends ReadonlyArray<any>, A, E, R>(
 ) => TaskQueue.make({ shutdownGrace: 0, ...options }).pipe(Effect.provide(context))
 
 /** A `tasks` row as SQL sees it, for tests that write or read rows directly. */
-export interface TaskRow {
-  readonly id: string
-  readonly queue: string
-  readonly status: string
-  readonly payload: string
-  readonly attempt: number
-  readonly max_attempts: number
-  readonly timeout_ms: number | null
-  readonly priority: number
-  readonly created_at: number
-  readonly due_at: number
-  readonly run_at: number | null
-  readonly started_at: number | null
-  readonly finished_at: number | null
-  readonly owner: string | null
-  readonly lease_until: number | null
-  readonly cancel_requested: number
-  readonly outcome: string | null
-  readonly reason: string | null
-  readonly idempotency_key: string | null
-}
+export type TaskRow = SqlTaskStore.TaskRow
 
 let rowCounter = 0
 

@@ -43,7 +43,7 @@ import { QueueMetrics } from "./observe.js"
 import { newTask, readPayload, settingsOf } from "./stored.js"
 import { isGone, liveBoots, ownerOf, takeBack } from "./ownership.js"
 import { decodeOutcome, encodeOutcome } from "./outcome.js"
-import { logFailure, makePool, once } from "./pool.js"
+import { cancelRunning, listIn, logFailure, lookupIn, makePool, once } from "./pool.js"
 import type { Host } from "./worker.js"
 
 const nextId = makeIdGenerator()
@@ -552,12 +552,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // -------------------------------------------------------------------------
     // Operations.
 
-    const lookup = (id: string): Effect.Effect<StoredTask, TaskNotFound> =>
-      Effect.flatMap(store.get(id), (record) =>
-        record === undefined || record.queue !== name
-          ? Effect.fail(TaskNotFound.of(id))
-          : Effect.succeed(record as StoredTask)
-      )
+    const lookup = lookupIn(store, name) as (id: string) => Effect.Effect<StoredTask, TaskNotFound>
 
     /** Waits for a task to end: told by this process's writes, else read again each poll interval. */
     const awaitId = (id: string): Effect.Effect<Exit.Exit<unknown, unknown>, TaskNotFound> =>
@@ -604,19 +599,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
               Effect.map(() => entry.status)
             )
           }
-          case "running": {
-            const progress = entry.p
-            progress.reason ??= "cancelled"
-            const fiber = progress.fiber
-            const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
-            return Effect.zipRight(stop, Effect.orDie(awaitId(entry.id))).pipe(
-              Effect.flatMap(() =>
-                entry.status === "cancelled"
-                  ? Effect.succeed(entry.status)
-                  : Effect.fail(TaskFinished.of(entry.id, entry.status))
-              )
-            )
-          }
+          case "running":
+            // Done once the end is committed.
+            return cancelRunning(entry, Effect.orDie(awaitId(entry.id)))
           default:
             return Effect.fail(TaskFinished.of(entry.id, entry.status))
         }
@@ -724,18 +709,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       enqueueWith: (options, ...args) => submit(args, options as EnqueueOptions<unknown>),
       get: (id) => Effect.map(lookup(id), (task) => Task.snapshot<A, E>(recordOf(task))),
       list: (query = {}) =>
-        Effect.map(
-          store.list({
-            queue: name,
-            status: query.status,
-            limit: query.limit ?? 100,
-            cursor: query.cursor
-          }),
-          (page) => ({
-            items: page.items.map((r) => Task.snapshot<A, E>(recordOf(r as StoredTask))),
-            next: page.next
-          })
-        ),
+        listIn<A, E>(store, name, query, (record) => recordOf(record as StoredTask)),
       await: (id) => awaitId(id) as Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>,
       cancel: cancelId,
       // Claimed tasks that have not started go back to the store: while

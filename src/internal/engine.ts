@@ -35,7 +35,7 @@ import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
 import { resolveEnqueueOptions } from "./options.js"
 import { annotations, decide, describeCause, logEnd } from "./attempt.js"
-import { logFailure, makePool, once } from "./pool.js"
+import { cancelRunning, listIn, logFailure, lookupIn, makePool, once } from "./pool.js"
 import { DelayHeap } from "./ready.js"
 import type { Host } from "./worker.js"
 
@@ -326,12 +326,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const shutdown = yield* once(shutdownSteps)
     yield* Effect.addFinalizer(() => shutdown)
 
-    const lookup = (id: string): Effect.Effect<TaskRecord, TaskNotFound> =>
-      Effect.flatMap(store.get(id), (record) =>
-        record === undefined || record.queue !== name
-          ? Effect.fail(TaskNotFound.of(id))
-          : Effect.succeed(record)
-      )
+    const lookup = lookupIn(store, name)
 
     const awaitRecord = (record: TaskRecord): Effect.Effect<Exit.Exit<unknown, unknown>> => {
       if (record instanceof Entry) return awaitEntry(record)
@@ -355,19 +350,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             entry.p.reason = "cancelled"
             return finish(entry, Exit.interrupt(FiberId.none)).pipe(Effect.map(() => entry.status))
           }
-          case "running": {
-            const progress = entry.p
-            progress.reason ??= "cancelled"
-            const fiber = progress.fiber
-            const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
-            return Effect.zipRight(stop, awaitEntry(entry)).pipe(
-              Effect.flatMap(() =>
-                entry.status === "cancelled"
-                  ? Effect.succeed(entry.status)
-                  : Effect.fail(TaskFinished.of(entry.id, entry.status))
-              )
-            )
-          }
+          case "running":
+            return cancelRunning(entry, awaitEntry(entry))
           default:
             return Effect.fail(TaskFinished.of(entry.id, entry.status))
         }
@@ -482,16 +466,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         submit(args, undefined) as Effect.Effect<TaskHandle<A, E>, QueueShutdown | QueueFull>,
       enqueueWith: (options, ...args) => submit(args, options as EnqueueOptions<unknown>),
       get: (id) => Effect.map(lookup(id), (record) => Task.snapshot<A, E>(record)),
-      list: (query = {}) =>
-        Effect.map(
-          store.list({
-            queue: name,
-            status: query.status,
-            limit: query.limit ?? 100,
-            cursor: query.cursor
-          }),
-          (page) => ({ items: page.items.map((r) => Task.snapshot<A, E>(r)), next: page.next })
-        ),
+      list: (query = {}) => listIn<A, E>(store, name, query, (record) => record),
       await: (id) =>
         Effect.flatMap(lookup(id), awaitRecord) as Effect.Effect<
           Exit.Exit<A, E | TaskTimeout>,

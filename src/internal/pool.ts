@@ -1,12 +1,18 @@
 /**
  * What both engines share: the ready queue of tokens with the lanes that say
  * which task each token runs, the `Semaphore(maxWorkers)` and the workers
- * holding its permits, the drain fiber's step, pause/resume/resize, and a
- * shutdown that runs once.
+ * holding its permits, the drain fiber's step, pause/resume/resize, a
+ * shutdown that runs once, and the reads and the cancel of a running task
+ * that do not depend on where tasks are kept.
  */
 import type { Cause, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, FiberSet, Queue } from "effect"
+import type { TaskRecord, TaskStatus } from "../Task.js"
+import * as Task from "../Task.js"
 import type { InvalidOption } from "../TaskError.js"
-import { Deferred, Effect, Exit, FiberSet, Queue } from "effect"
+import { TaskFinished, TaskNotFound } from "../TaskError.js"
+import type { Page } from "../TaskQueue.js"
+import type { TaskStore } from "../TaskStore.js"
 import type { Entry } from "./entry.js"
 import { isPositiveInteger, validate } from "./options.js"
 import { ReadyLanes } from "./ready.js"
@@ -142,3 +148,50 @@ export const once = (steps: Effect.Effect<void>): Effect.Effect<Effect.Effect<vo
       })
     )
   })
+
+/** A task of this queue in the store, or `TaskNotFound` (also for another queue's task). */
+export const lookupIn =
+  (store: TaskStore["Type"], queue: string) =>
+  (id: string): Effect.Effect<TaskRecord, TaskNotFound> =>
+    Effect.flatMap(store.get(id), (record) =>
+      record === undefined || record.queue !== queue
+        ? Effect.fail(TaskNotFound.of(id))
+        : Effect.succeed(record)
+    )
+
+/** A page of this queue's tasks, each record read with `read`. */
+export const listIn = <A, E>(
+  store: TaskStore["Type"],
+  queue: string,
+  query: {
+    readonly status?: TaskStatus | undefined
+    readonly limit?: number | undefined
+    readonly cursor?: string | undefined
+  },
+  read: (record: TaskRecord) => TaskRecord
+): Effect.Effect<Page<A, E>> =>
+  Effect.map(
+    store.list({ queue, status: query.status, limit: query.limit ?? 100, cursor: query.cursor }),
+    (page) => ({ items: page.items.map((r) => Task.snapshot<A, E>(read(r))), next: page.next })
+  )
+
+/**
+ * Cancels a running task: interrupts its fiber and waits for its end (as
+ * `awaitEnd` tells it); `TaskFinished` if it ended another way meanwhile.
+ */
+export const cancelRunning = (
+  entry: Entry,
+  awaitEnd: Effect.Effect<unknown>
+): Effect.Effect<TaskStatus, TaskFinished> => {
+  const progress = entry.p
+  progress.reason ??= "cancelled"
+  const fiber = progress.fiber
+  const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+  return Effect.zipRight(stop, awaitEnd).pipe(
+    Effect.flatMap(() =>
+      entry.status === "cancelled"
+        ? Effect.succeed(entry.status)
+        : Effect.fail(TaskFinished.of(entry.id, entry.status))
+    )
+  )
+}
