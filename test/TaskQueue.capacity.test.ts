@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Option, Schedule, Scope, TestClock } from "effect"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
+import { Capacity } from "../src/internal/capacity.js"
 import {
   isDone,
   isSuspended,
@@ -230,6 +231,22 @@ describe("capacity", () => {
         if (!fits) stuck.push(budget)
       }
       expect(stuck).toEqual([])
+    })
+  )
+
+  it.effect("lets in an enqueue whose room came after it looked and before it waited", () =>
+    Effect.gen(function* () {
+      let queued = 1
+      const capacity = new Capacity(1, () => queued, () => {})
+      // The enqueue finds no room, and goes to wait (its fiber has not run yet)...
+      expect(capacity.hasRoom()).toBe(false)
+      const waiting = yield* Effect.fork(capacity.waitForRoom(Effect.succeed("in")))
+      // ...while the task ahead starts: room made, no waiter registered to wake.
+      queued = 0
+      capacity.roomMade()
+      for (let i = 0; i < 100 && waiting.unsafePoll() === null; i++) yield* Effect.yieldNow()
+      expect(waiting.unsafePoll()).toEqual(Exit.succeed("in"))
+      expect(capacity.reservations).toBe(0)
     })
   )
 

@@ -59,6 +59,9 @@ export class Capacity {
       const wait = Effect.async<void>((resume) => {
         ;(waiter as { resume: Waiter["resume"] }).resume = resume
         this.waiters.push(waiter)
+        // Room made between the caller's look and this registration woke
+        // no one: look again, or this waiter could wait for good.
+        this.roomMade()
       })
       return restore(wait).pipe(
         Effect.onInterrupt(() =>
