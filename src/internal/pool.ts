@@ -183,10 +183,18 @@ export const cancelRunning = (
   entry: Entry,
   awaitEnd: Effect.Effect<unknown>
 ): Effect.Effect<TaskStatus, TaskFinished> => {
-  const progress = entry.p
-  progress.reason ??= "cancelled"
-  const fiber = progress.fiber
-  const stop = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+  const stop = Effect.withFiberRuntime<unknown>((caller) => {
+    const progress = entry.p
+    progress.reason ??= "cancelled"
+    const fiber = progress.fiber
+    if (entry.status !== "running" || fiber === undefined) return Effect.void
+    // Sent in the same step as the look at the status: a worker that has
+    // already moved past this task (and may be waiting for the next) must
+    // not get it. It stops after this task, so waiting for it to end frees
+    // the slot before the cancel returns.
+    fiber.unsafeInterruptAsFork(caller.id())
+    return Fiber.await(fiber)
+  })
   return Effect.zipRight(stop, awaitEnd).pipe(
     Effect.flatMap(() =>
       entry.status === "cancelled"
