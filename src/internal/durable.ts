@@ -314,7 +314,12 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       // A worker waits for the next claimed task with its permit, as the
       // drain fiber would: the next claim is a feeder step away, and a worker
       // that goes on costs less than one forked anew. Shutdown ends the wait.
-      poll: Effect.map(Queue.take(ready), () => lanes.shift()),
+      goesOn: () => true,
+      next: (step) =>
+        Effect.flatMap(Queue.take(ready), () => {
+          const entry = lanes.shift()
+          return entry === undefined ? Effect.void : step(entry)
+        }),
       isOpen: () => open,
       mustWait: () => pool.paused || pool.live > pool.maxWorkers,
       // Taken as the queue paused: back to the store, where it shows as queued.

@@ -258,9 +258,15 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       handler: handler as Host<R>["handler"],
       settings,
       tracing,
-      poll: Effect.map(Queue.poll(ready), (token) =>
-        Option.isNone(token) ? undefined : lanes.shift()
-      ),
+      // Workers go on while tokens wait. Should another fiber take the
+      // last token first, the worker waits for the next one with its
+      // permit, as a durable queue's workers do; shutdown ends that wait.
+      goesOn: () => Option.getOrElse(ready.unsafeSize(), () => 0) > 0,
+      next: (step) =>
+        Effect.flatMap(Queue.take(ready), () => {
+          const entry = lanes.shift()
+          return entry === undefined ? Effect.void : step(entry)
+        }),
       isOpen: () => open,
       mustWait: () => pool.paused || pool.live > pool.maxWorkers,
       putBack: pool.putBack,
@@ -302,7 +308,9 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       capacity?.wakeAll()
       yield* Fiber.interrupt(drain)
       yield* Fiber.interrupt(timer)
-      const cancelWaiting = Effect.flatMap(Queue.takeAll(ready), () => {
+      // Tokens mean nothing from here on; a worker waiting for one stops.
+      yield* Queue.shutdown(ready)
+      const cancelWaiting = Effect.suspend(() => {
         const waiting = [...lanes.takeAll(), ...delayed.takeAll()]
         return Effect.forEach(waiting, cancelForShutdown, { discard: true })
       })
@@ -321,7 +329,6 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       yield* FiberSet.clear(workers)
       // A task whose attempt failed during the grace period may be waiting for its retry.
       yield* cancelWaiting
-      yield* Queue.shutdown(ready)
     })
     const shutdown = yield* once(shutdownSteps)
     yield* Effect.addFinalizer(() => shutdown)
