@@ -12,8 +12,9 @@ export const method = (s: Settings): string =>
     `Each case runs every implementation (or backlog size) once per round, for ${s.rounds} rounds, ` +
       "each time in a fresh child process started as `node --expose-gc --import tsx bench/cases/<case>.ts` " +
       "from the project root, so `effect-task-queue` resolves (through tsconfig.json's `paths`) to the " +
-      "library's `src/` as it was at the time of the run. Odd rounds run the implementations in the " +
-      "reverse order of even rounds. A child reports its figures as one JSON line on stdout; a child " +
+      "library's `src/` as it was at the time of the run. Round r starts with the implementation " +
+      "r places further on than round 0 (wrapping around), and odd rounds run that order backwards, so " +
+      "that no implementation keeps its place or its neighbour. A child reports its figures as one JSON line on stdout; a child " +
       "that fails, or whose correctness check fails, fails the whole run. The library runs with the " +
       "minimum log level at Warning (its per-task log lines are at Info); nothing else is configured. " +
       '"Settling the heap" means four `global.gc()` calls, each followed by a `setImmediate` turn.',
@@ -85,11 +86,11 @@ export const method = (s: Settings): string =>
       "server handled fewer requests than the load generator counted.",
     "### 5. Durable SQLite store",
     "Each child makes a new temporary directory (`os.tmpdir()`) with a fresh SQLite file in it, " +
-      "and removes the directory at the end. Both variants run in WAL mode with " +
-      "`synchronous = NORMAL` (the library's store sets both itself; the raw queue sets them, and " +
-      "a 5 s busy timeout, with `PRAGMA`s), and each child checks both settings on its connection " +
-      "at the end. The four figures are taken one after the other in the same child, on the same " +
-      "file:",
+      "and removes the directory at the end. All three variants run in WAL mode with " +
+      "`synchronous = NORMAL` (the library's store sets both itself; the raw queue, on either " +
+      "table, sets them, and a 5 s busy timeout, with `PRAGMA`s), and each child checks both " +
+      "settings on its connection at the end. The four figures are taken one after the other " +
+      "in the same child, on the same file:",
     `1. Enqueue, one per commit: ${n(s.sqlite.enqueueOne)} enqueues into an empty file, one at ` +
       "a time, each its own transaction, with the queue paused (nothing is claimed). The heap is " +
       "settled, then the clock runs from before the first enqueue to after the last returns. " +
@@ -138,13 +139,44 @@ export const method = (s: Settings): string =>
       "so the event loop gets its turn between batches. Figure 3 ends after the step whose commit " +
       `brings the committed completions to ${n(s.sqlite.tasks)}; figure 4 waits for the step ` +
       "that commits the sampled task's completion.",
+    "- raw better-sqlite3 on the library's table: the same queue (the same class: the same " +
+      "steps, `setImmediate` turns, handler, ids, owner, lease and checks, with the statements " +
+      "passed to it), on the library's own `tasks` table with the library's statements, so " +
+      "that the gap between the library and the raw queue splits into what the library's " +
+      "table and statements cost in SQLite and what the rest of the library costs. Before " +
+      "the queue opens the file, the library's migrations (`runMigrations` of its " +
+      "`internal/sqlTable.ts`) run on it through `SqliteClient.layer({ filename })`, whose " +
+      "connection is closed when they are done, so the table and its indexes are the library's " +
+      "as they are at the time of the run. Then the file is " +
+      "opened with better-sqlite3 and given the raw queue's `PRAGMA`s. An enqueue is one " +
+      "`INSERT` of id, queue, status `queued`, payload (JSON text), attempt 0, max_attempts 3, " +
+      "priority 0, created_at and due_at (both the enqueue time); the library's own insert " +
+      "also names its other columns as `NULL` and adds `ON CONFLICT DO NOTHING RETURNING id`, " +
+      "which this one does not. The claim is the library's claim statement as its store runs " +
+      "it (`dialect.claim`: also sets started_at, clears run_at, `RETURNING *`). The " +
+      "completions of a step are written as the library's store writes them: one statement " +
+      "for all of them (`dialect.writes(n)`, an `UPDATE ... FROM (VALUES ...)` that is a " +
+      "compare-and-set on id, owner and attempt for each row and gives back the ids it " +
+      "changed; prepared once per n), at most 200 rows per statement, its parameters made " +
+      "by the library's `writeParams` from an `end` write per task (status `succeeded`, " +
+      'finished_at, outcome `{"result":null}`); a completion whose id is not given back ' +
+      "counts as refused, and the round fails if any is. Claimed rows are not sorted and not " +
+      "read into the library's task records.",
     "Where the processing time goes: figure 3 is run again in children of their own (the " +
       "`sqlite-profile` case, same sizes and rounds), with V8's sampling profiler (100 µs, " +
       "through `node:inspector`) started just before the queue resumes and stopped when the " +
       "last completion is committed. Samples are summed by the script they fall in: SQLite " +
       "(better-sqlite3 and @effect/sql-sqlite-node, which is where SQLite's native time is " +
       "counted), `@effect/sql`, Effect's runtime, the library (`src/`), GC and other; idle " +
-      "samples are left out; the shares times the profiled µs per task give µs per task.",
+      "samples are left out; the shares times the profiled µs per task give µs per task. The " +
+      "raw queue on the library's table calls the library's `writeParams`, so its row has a " +
+      "little time under the library; the rest of its JavaScript (the queue itself, its " +
+      "`setImmediate` turns and promises) is under other, as the raw queue's. Part of the " +
+      "driver's work, chiefly building the objects of the rows a statement returns, is " +
+      "sampled in the JavaScript function that called it: for the library that function is " +
+      "@effect/sql-sqlite-node's, so the time counts as SQLite; for the raw queues it is the " +
+      "benchmark's own, so it counts as other (more so on the library's table, whose claim " +
+      "returns every column).",
     "The processing target is the ratio of the medians of figure 3; the latency target is the " +
       "median p50 of figure 4 for this library, in absolute terms."
   ].join("\n\n")

@@ -174,8 +174,10 @@ const http = (s: Settings): CasePlan => ({
 })
 
 /**
- * This library on the SQLite store vs a minimal queue on better-sqlite3:
- * enqueue one at a time and in batches, processing, idle enqueue-to-start.
+ * This library on the SQLite store vs a minimal queue on better-sqlite3, on
+ * a table of its own (`raw`) and on the library's table with the library's
+ * statements (`raw-table`): enqueue one at a time and in batches,
+ * processing, idle enqueue-to-start.
  */
 const sqliteCase = (
   s: Settings,
@@ -187,7 +189,7 @@ const sqliteCase = (
   id,
   title,
   metrics,
-  variants: ["task-queue", "raw"].map((impl) => ({
+  variants: ["task-queue", "raw-table", "raw"].map((impl) => ({
     impl,
     params: { workers: s.sqlite.workers },
     run: () =>

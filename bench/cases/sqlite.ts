@@ -5,7 +5,12 @@
  * - `task-queue`: this library, `TaskQueue.make` with a `payload` Schema on
  *   `SqlTaskStore.layer()` over `SqliteClient.layer` (@effect/sql-sqlite-node);
  * - `raw`: a minimal queue written here directly on better-sqlite3, doing the
- *   same durable work (the floor for SQLite).
+ *   same durable work (the floor for SQLite);
+ * - `raw-table`: the same minimal queue on the library's own `tasks` table
+ *   (made by the library's migrations) with the library's statements (its
+ *   insert columns, its claim, its completions in one statement per step):
+ *   what SQLite costs the library's table and statements, without the rest of
+ *   the library.
  *
  * Four figures, one after the other on the same file:
  *
@@ -19,8 +24,10 @@
  */
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Statement } from "better-sqlite3"
 import Database from "better-sqlite3"
 import { Deferred, Effect, Exit, Layer, Logger, LogLevel, Schema } from "effect"
+import type { TaskStore } from "effect-task-queue"
 import { TaskQueue } from "effect-task-queue"
 import * as SqlTaskStore from "effect-task-queue/SqlTaskStore"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -30,6 +37,8 @@ import { emitResult, intOption, option, requiredOption, runMain, settleHeap } fr
 import type { Breakdown } from "../lib/profile.js"
 import { startProfile } from "../lib/profile.js"
 import { percentileOfSorted } from "../lib/stats.js"
+// Not exported by the package: the store's migrations and statement texts, as it runs them.
+import { dialect, runMigrations, writeParams } from "../../src/internal/sqlTable.js"
 
 const impl = requiredOption("impl")
 const one = intOption("one")
@@ -170,7 +179,8 @@ const taskQueue = (filename: string): Promise<Outcome> =>
   )
 
 // ---------------------------------------------------------------------------
-// A minimal durable queue on better-sqlite3.
+// A minimal durable queue on better-sqlite3: on a table of its own (`raw`), or
+// on the library's table with the library's statements (`raw-table`).
 
 interface ClaimedRow {
   readonly id: string
@@ -182,26 +192,163 @@ interface Completion {
   readonly id: string
   readonly attempt: number
   readonly status: "succeeded" | "failed"
+  /** The handler's value or error as the table keeps it (JSON text). */
   readonly result: string
   readonly finishedAt: number
 }
 
-const SCHEMA = [
-  `CREATE TABLE tasks (
-    id TEXT PRIMARY KEY NOT NULL,
-    queue TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    priority INTEGER NOT NULL DEFAULT 0,
-    due_at INTEGER NOT NULL,
-    owner TEXT,
-    lease_until INTEGER,
-    result TEXT,
-    finished_at INTEGER
-  )`,
-  `CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id) WHERE status = 'queued'`
-]
+/** What a RawQueue says to its table: the statements, prepared once on its connection. */
+interface RawStatements {
+  /** Writes one new task, queued and due at `now`. */
+  readonly insert: (id: string, payload: string, now: number) => void
+  /** Marks at most `limit` due tasks running for `owner`, highest priority first. */
+  readonly claim: (
+    owner: string,
+    leaseUntil: number,
+    now: number,
+    limit: number
+  ) => ReadonlyArray<ClaimedRow>
+  /**
+   * Writes completions, each a compare-and-set on id, owner and attempt;
+   * gives back how many were refused.
+   */
+  readonly complete: (owner: string, done: ReadonlyArray<Completion>) => number
+  /** A handler's value (`succeeded`) or error (`failed`) as the table keeps it. */
+  readonly result: (status: Completion["status"], value: unknown) => string
+}
+
+/** Where a RawQueue keeps its tasks: how the file gets its table, and the statements on it. */
+interface RawTable {
+  /** Runs before the queue opens the file: makes the table on a connection of its own, if it does. */
+  readonly beforeOpen: (filename: string) => Promise<void>
+  /** Run on the queue's connection once its PRAGMAs are set. */
+  readonly schema: ReadonlyArray<string>
+  readonly prepare: (db: Database) => RawStatements
+}
+
+/** `raw`: a table with the columns the queue needs and one index, which serves the claim. */
+const minimalTable: RawTable = {
+  beforeOpen: async () => {},
+  schema: [
+    `CREATE TABLE tasks (
+      id TEXT PRIMARY KEY NOT NULL,
+      queue TEXT NOT NULL,
+      status TEXT NOT NULL,
+      payload TEXT NOT NULL,
+      attempt INTEGER NOT NULL DEFAULT 0,
+      priority INTEGER NOT NULL DEFAULT 0,
+      due_at INTEGER NOT NULL,
+      owner TEXT,
+      lease_until INTEGER,
+      result TEXT,
+      finished_at INTEGER
+    )`,
+    `CREATE INDEX tasks_claim ON tasks (queue, priority DESC, due_at, id) WHERE status = 'queued'`
+  ],
+  prepare: (db) => {
+    const insert = db.prepare(
+      "INSERT INTO tasks (id, queue, status, payload, priority, due_at) VALUES (?, ?, 'queued', ?, 0, ?)"
+    )
+    const claim = db.prepare(
+      `UPDATE tasks SET status = 'running', owner = ?, lease_until = ?, attempt = attempt + 1
+      WHERE id IN (
+        SELECT id FROM tasks WHERE queue = ? AND status = 'queued' AND due_at <= ?
+        ORDER BY priority DESC, due_at, id LIMIT ?
+      )
+      RETURNING id, attempt, payload`
+    )
+    const complete = db.prepare(
+      `UPDATE tasks SET status = ?, result = ?, finished_at = ?, owner = NULL, lease_until = NULL
+      WHERE id = ? AND owner = ? AND attempt = ? AND status = 'running'`
+    )
+    return {
+      insert: (id, payload, now) => {
+        insert.run(id, QUEUE, payload, now)
+      },
+      claim: (owner, leaseUntil, now, limit) =>
+        claim.all(owner, leaseUntil, QUEUE, now, limit) as Array<ClaimedRow>,
+      complete: (owner, done) => {
+        let refused = 0
+        for (const c of done) {
+          const { changes } = complete.run(c.status, c.result, c.finishedAt, c.id, owner, c.attempt)
+          if (changes !== 1) refused += 1
+        }
+        return refused
+      },
+      result: (status, value) =>
+        status === "succeeded" ? JSON.stringify(value ?? null) : JSON.stringify(String(value))
+    }
+  }
+}
+
+/** Rows per statement of completions at most, as the library's store. */
+const MAX_WRITES = 200
+
+/**
+ * `raw-table`: the library's `tasks` table, made by its migrations, and its
+ * statements: its claim, and its completions, one statement per step.
+ */
+const libraryTable: RawTable = {
+  beforeOpen: (filename) =>
+    runMigrations.pipe(
+      Effect.provide(SqliteClient.layer({ filename })),
+      Logger.withMinimumLogLevel(LogLevel.Warning),
+      Effect.asVoid,
+      Effect.runPromise
+    ),
+  schema: [],
+  prepare: (db) => {
+    const insert = db.prepare(
+      `INSERT INTO tasks (id, queue, status, payload, attempt, max_attempts, priority,
+        created_at, due_at)
+      VALUES (?, ?, 'queued', ?, 0, 3, 0, ?, ?)`
+    )
+    const claim = db.prepare(dialect.claim)
+    /** The statement for `n` completions, prepared the first time a step has `n`. */
+    const writes = new Map<number, Statement>()
+    const writesOf = (n: number) => {
+      let statement = writes.get(n)
+      if (statement === undefined) {
+        statement = db.prepare(dialect.writes(n))
+        writes.set(n, statement)
+      }
+      return statement
+    }
+    return {
+      insert: (id, payload, now) => {
+        insert.run(id, QUEUE, payload, now, now)
+      },
+      claim: (owner, leaseUntil, now, limit) =>
+        claim.all(owner, leaseUntil, now, QUEUE, now, limit) as Array<ClaimedRow>,
+      complete: (owner, done) => {
+        const took = new Set<string>()
+        for (let from = 0; from < done.length; from += MAX_WRITES) {
+          const batch = done.slice(from, from + MAX_WRITES).map((c): TaskStore.Write => ({
+            _tag: "end",
+            id: c.id,
+            owner,
+            attempt: c.attempt,
+            status: c.status,
+            finishedAt: c.finishedAt,
+            outcome: c.result,
+            reason: undefined
+          }))
+          const rows = writesOf(batch.length).all(...batch.flatMap(writeParams)) as Array<{
+            readonly id: string
+          }>
+          for (const row of rows) took.add(row.id)
+        }
+        let refused = 0
+        for (const c of done) if (!took.has(c.id)) refused += 1
+        return refused
+      },
+      result: (status, value) =>
+        status === "succeeded"
+          ? JSON.stringify({ result: value ?? null })
+          : JSON.stringify({ error: { kind: "defect", message: String(value) } })
+    }
+  }
+}
 
 /** Ids that sort by creation: milliseconds and a counter, 26 characters as the library's. */
 const makeIds = () => {
@@ -211,20 +358,19 @@ const makeIds = () => {
 }
 
 /**
- * Tasks are rows; a step is one transaction that writes the completions of
- * the tasks that ended since the last step (each a compare-and-set on id,
- * owner and attempt) and claims up to `workers - claimed` due tasks, highest
- * priority first, marking them running with this owner and a lease. Claimed
- * tasks run their (promise) handler at once; a completion or an enqueue asks
- * for a step, which runs on the next `setImmediate` turn, so the event loop
- * gets its turn between batches.
+ * Tasks are rows of `table`; a step is one transaction that writes the
+ * completions of the tasks that ended since the last step (each a
+ * compare-and-set on id, owner and attempt) and claims up to
+ * `workers - claimed` due tasks, highest priority first, marking them
+ * running with this owner and a lease. Claimed tasks run their (promise)
+ * handler at once; a completion or an enqueue asks for a step, which runs on
+ * the next `setImmediate` turn, so the event loop gets its turn between
+ * batches.
  */
 class RawQueue {
   private readonly owner = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
   private readonly nextId = makeIds()
-  private readonly insert
-  private readonly claim
-  private readonly complete
+  private readonly statements: RawStatements
   private readonly insertMany
   private readonly step
   private paused = true
@@ -241,47 +387,25 @@ class RawQueue {
 
   constructor(
     db: Database,
+    table: RawTable,
     private readonly workers: number,
     private readonly handler: (payload: unknown) => Promise<unknown>
   ) {
-    this.insert = db.prepare(
-      "INSERT INTO tasks (id, queue, status, payload, priority, due_at) VALUES (?, ?, 'queued', ?, 0, ?)"
-    )
-    this.claim = db.prepare(
-      `UPDATE tasks SET status = 'running', owner = ?, lease_until = ?, attempt = attempt + 1
-      WHERE id IN (
-        SELECT id FROM tasks WHERE queue = ? AND status = 'queued' AND due_at <= ?
-        ORDER BY priority DESC, due_at, id LIMIT ?
-      )
-      RETURNING id, attempt, payload`
-    )
-    this.complete = db.prepare(
-      `UPDATE tasks SET status = ?, result = ?, finished_at = ?, owner = NULL, lease_until = NULL
-      WHERE id = ? AND owner = ? AND attempt = ? AND status = 'running'`
-    )
+    const statements = table.prepare(db)
+    this.statements = statements
     this.insertMany = db.transaction((payloads: ReadonlyArray<unknown>) => {
       const now = Date.now()
       return payloads.map((payload) => {
         const id = this.nextId()
-        this.insert.run(id, QUEUE, JSON.stringify(payload), now)
+        statements.insert(id, JSON.stringify(payload), now)
         return id
       })
     })
     this.step = db.transaction(
-      (done: ReadonlyArray<Completion>, free: number, now: number): Array<ClaimedRow> => {
-        for (const c of done) {
-          const { changes } = this.complete.run(
-            c.status,
-            c.result,
-            c.finishedAt,
-            c.id,
-            this.owner,
-            c.attempt
-          )
-          if (changes !== 1) this.refused += 1
-        }
+      (done: ReadonlyArray<Completion>, free: number, now: number): ReadonlyArray<ClaimedRow> => {
+        if (done.length > 0) this.refused += statements.complete(this.owner, done)
         if (free <= 0) return []
-        return this.claim.all(this.owner, now + LEASE_MS, QUEUE, now, free) as Array<ClaimedRow>
+        return statements.claim(this.owner, now + LEASE_MS, now, free)
       }
     )
   }
@@ -289,7 +413,7 @@ class RawQueue {
   /** One task, its own commit. */
   enqueue(payload: unknown): string {
     const id = this.nextId()
-    this.insert.run(id, QUEUE, JSON.stringify(payload), Date.now())
+    this.statements.insert(id, JSON.stringify(payload), Date.now())
     this.wake()
     return id
   }
@@ -346,13 +470,13 @@ class RawQueue {
   }
 
   private run(row: ClaimedRow): void {
-    const finish = (status: Completion["status"], result: string) => {
+    const finish = (status: Completion["status"], value: unknown) => {
       this.claimed -= 1
       this.completions.push({
         id: row.id,
         attempt: row.attempt,
         status,
-        result,
+        result: this.statements.result(status, value),
         finishedAt: Date.now()
       })
       this.wake()
@@ -364,91 +488,96 @@ class RawQueue {
       started = Promise.reject(error)
     }
     started.then(
-      (value) => finish("succeeded", JSON.stringify(value ?? null)),
-      (error: unknown) => finish("failed", JSON.stringify(String(error)))
+      (value) => finish("succeeded", value),
+      (error: unknown) => finish("failed", error)
     )
   }
 }
 
-const raw = async (filename: string): Promise<Outcome> => {
-  const db = new Database(filename)
-  try {
-    db.pragma("journal_mode = WAL")
-    db.pragma("synchronous = NORMAL")
-    db.pragma("busy_timeout = 5000")
-    for (const statement of SCHEMA) db.exec(statement)
+/** A RawQueue on `table`, through the four figures. */
+const rawOn =
+  (table: RawTable) =>
+  async (filename: string): Promise<Outcome> => {
+    await table.beforeOpen(filename)
+    const db = new Database(filename)
+    try {
+      db.pragma("journal_mode = WAL")
+      db.pragma("synchronous = NORMAL")
+      db.pragma("busy_timeout = 5000")
+      for (const statement of table.schema) db.exec(statement)
 
-    let onStart: () => void = () => {}
-    const queue = new RawQueue(db, workers, async () => {
-      onStart()
-    })
+      let onStart: () => void = () => {}
+      const queue = new RawQueue(db, table, workers, async () => {
+        onStart()
+      })
 
-    queue.pause()
-    await settleHeap()
-    let start = performance.now()
-    for (let i = 0; i < one; i++) queue.enqueue(i)
-    const enqueueOneMs = performance.now() - start
+      queue.pause()
+      await settleHeap()
+      let start = performance.now()
+      for (let i = 0; i < one; i++) queue.enqueue(i)
+      const enqueueOneMs = performance.now() - start
 
-    await settleHeap()
-    start = performance.now()
-    for (const payloads of batches(one, batch)) queue.enqueueAll(payloads)
-    const enqueueBatchMs = performance.now() - start
+      await settleHeap()
+      start = performance.now()
+      for (const payloads of batches(one, batch)) queue.enqueueAll(payloads)
+      const enqueueBatchMs = performance.now() - start
 
-    for (const payloads of batches(one + batch, tasks - one - batch)) queue.enqueueAll(payloads)
-    let handled = 0
-    onStart = () => {
-      handled += 1
-    }
-    const allCommitted = new Promise<void>((resolve) => {
-      queue.onCommit = () => {
-        if (queue.committed >= tasks) resolve()
+      for (const payloads of batches(one + batch, tasks - one - batch)) queue.enqueueAll(payloads)
+      let handled = 0
+      onStart = () => {
+        handled += 1
       }
-    })
-    await settleHeap()
-    await processing.start()
-    start = performance.now()
-    queue.resume()
-    await allCommitted
-    const processMs = performance.now() - start
-    await processing.stop()
-    queue.onCommit = () => {}
-    const count = db
-      .prepare("SELECT COUNT(*) AS n FROM tasks WHERE queue = ? AND status = 'succeeded'")
-      .get(QUEUE) as { readonly n: number }
-    if (queue.refused > 0) throw new Error(`${queue.refused} completions were refused`)
+      const allCommitted = new Promise<void>((resolve) => {
+        queue.onCommit = () => {
+          if (queue.committed >= tasks) resolve()
+        }
+      })
+      await settleHeap()
+      await processing.start()
+      start = performance.now()
+      queue.resume()
+      await allCommitted
+      const processMs = performance.now() - start
+      await processing.stop()
+      queue.onCommit = () => {}
+      const count = db
+        .prepare("SELECT COUNT(*) AS n FROM tasks WHERE queue = ? AND status = 'succeeded'")
+        .get(QUEUE) as { readonly n: number }
+      if (queue.refused > 0) throw new Error(`${queue.refused} completions were refused`)
 
-    let startedAt = 0
-    onStart = () => {
-      startedAt = performance.now()
-    }
-    const latencies = new Float64Array(samples)
-    for (let i = 0; i < WARM_UP + samples; i++) {
-      await pause(1)
-      const enqueuedAt = performance.now()
-      const id = queue.enqueue(tasks + i)
-      await queue.awaitTask(id)
-      if (startedAt < enqueuedAt) throw new Error(`latency sample ${i}: the task did not run`)
-      if (i >= WARM_UP) latencies[i - WARM_UP] = startedAt - enqueuedAt
-    }
+      let startedAt = 0
+      onStart = () => {
+        startedAt = performance.now()
+      }
+      const latencies = new Float64Array(samples)
+      for (let i = 0; i < WARM_UP + samples; i++) {
+        await pause(1)
+        const enqueuedAt = performance.now()
+        const id = queue.enqueue(tasks + i)
+        await queue.awaitTask(id)
+        if (startedAt < enqueuedAt) throw new Error(`latency sample ${i}: the task did not run`)
+        if (i >= WARM_UP) latencies[i - WARM_UP] = startedAt - enqueuedAt
+      }
 
-    return {
-      enqueueOneMs,
-      enqueueBatchMs,
-      processMs,
-      latencies,
-      succeeded: count.n,
-      handled,
-      journalMode: String(db.pragma("journal_mode", { simple: true })),
-      synchronous: Number(db.pragma("synchronous", { simple: true }))
+      return {
+        enqueueOneMs,
+        enqueueBatchMs,
+        processMs,
+        latencies,
+        succeeded: count.n,
+        handled,
+        journalMode: String(db.pragma("journal_mode", { simple: true })),
+        synchronous: Number(db.pragma("synchronous", { simple: true }))
+      }
+    } finally {
+      db.close()
     }
-  } finally {
-    db.close()
   }
-}
 
 const impls: Record<string, (filename: string) => Promise<Outcome>> = {
   "task-queue": taskQueue,
-  raw
+  raw: rawOn(minimalTable),
+  "raw-table": rawOn(libraryTable)
 }
 
 /** `PRAGMA synchronous` reads 1 for NORMAL. */
