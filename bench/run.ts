@@ -2,7 +2,8 @@
  * The benchmark runner: `npm run bench` (full) or `npm run bench -- --quick`.
  *
  * For each case it runs every variant in a fresh child process per round,
- * reversing the order on odd rounds, then summarizes each metric across
+ * starting each round one variant further on and reversing the order on odd
+ * rounds, so that no variant keeps the same place, then summarizes each metric across
  * rounds (median, min, max, spread), checks the targets, and writes:
  *
  * - full: bench/results/latest.json and BENCHMARKS.md;
@@ -38,7 +39,8 @@ const brief = (figures: Figures, metrics: ReadonlyArray<string>) =>
 const runCase = async (plan: CasePlan): Promise<CaseResult> => {
   const rounds = plan.variants.map((): Array<Figures> => [])
   for (let round = 0; round < settings.rounds; round++) {
-    const order = plan.variants.map((_, i) => i)
+    const count = plan.variants.length
+    const order = plan.variants.map((_, i) => (i + round) % count)
     if (round % 2 === 1) order.reverse()
     for (const i of order) {
       const variant = plan.variants[i]!

@@ -4,8 +4,10 @@
  * garbage collection, Effect's runtime (`node_modules/effect`), this
  * library (`src/`), SQLite (native code and the driver's calls into it),
  * `@effect/sql`, and everything else (Node, the benchmark's own loop).
- * Idle samples are left out.
+ * Idle samples, and those taken while the profiler itself starts and stops,
+ * are left out.
  */
+import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 
 export interface Breakdown {
@@ -22,6 +24,7 @@ export interface Breakdown {
 interface ProfileNode {
   readonly id: number
   readonly callFrame: { readonly functionName: string; readonly url: string }
+  readonly children?: ReadonlyArray<number>
 }
 
 interface Profile {
@@ -59,7 +62,20 @@ export const startProfile = async (): Promise<{ readonly stop: () => Promise<Bre
     stop: async () => {
       const { profile } = (await session.post("Profiler.stop")) as { profile: Profile }
       session.disconnect()
+      // BENCH_PROFILE_OUT=<file> keeps the raw profile, to open in Chrome's DevTools.
+      const out = process.env["BENCH_PROFILE_OUT"]
+      if (out !== undefined && out !== "") writeFileSync(out, JSON.stringify(profile))
       const category = new Map(profile.nodes.map((node) => [node.id, categoryOf(node)]))
+      // The profiler's own start and stop (tens of milliseconds under
+      // `node:inspector`'s calls) are not the measured stretch: left out.
+      const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+      const leaveOut = (node: ProfileNode) => {
+        category.set(node.id, "idle")
+        for (const child of node.children ?? []) leaveOut(byId.get(child)!)
+      }
+      for (const node of profile.nodes) {
+        if (node.callFrame.url.startsWith("node:inspector")) leaveOut(node)
+      }
       const time = { gc: 0, effect: 0, library: 0, sqlite: 0, sql: 0, other: 0, idle: 0 }
       profile.samples.forEach((id, i) => {
         time[category.get(id) ?? "other"] += profile.timeDeltas[i] ?? 0
