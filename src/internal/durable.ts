@@ -38,18 +38,17 @@ import { annotations, decide, describeCause, logEnd } from "./attempt.js"
 import type { Config } from "./engine.js"
 import type { Owner, Settings } from "./entry.js"
 import { Entry } from "./entry.js"
+import { makeFeeder } from "./feeder.js"
 import { makeIdGenerator } from "./id.js"
+import { makeLeases } from "./leases.js"
 import { QueueMetrics } from "./observe.js"
 import { newTask, readPayload, settingsOf } from "./stored.js"
-import { isGone, liveBoots, ownerOf, takeBack } from "./ownership.js"
+import { liveBoots, ownerOf } from "./ownership.js"
 import { decodeOutcome, encodeOutcome } from "./outcome.js"
 import { cancelRunning, listIn, logFailure, lookupIn, makePool, once } from "./pool.js"
 import type { Host } from "./worker.js"
 
 const nextId = makeIdGenerator()
-
-/** Writes applied per transaction at most. */
-const MAX_WRITES = 500
 
 /** The durable engine's own settings, beside the queue's. */
 export interface DurableConfig {
@@ -92,8 +91,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     const claims = new WeakMap<Entry, number>()
     /** Retry schedule states of tasks that wait for a retry claimed here. */
     const scheduleStates = new Map<string, unknown>()
-    /** Writes to apply at the feeder's next step. */
-    let writes: Array<Write> = []
     /** Callers waiting for tasks to end, by id. */
     const waiters = new Map<string, Deferred.Deferred<void>>()
     /** Completed each time writes are applied: what `awaitIdle` waits on. */
@@ -123,10 +120,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // Claimed tasks, and their writes.
 
     /** Queues a write for the feeder's next step. */
-    const write = (w: Write) => {
-      writes.push(w)
-      Queue.unsafeOffer(wake, undefined)
-    }
+    const write = (w: Write) => feederSteps.write(w)
 
     /** Forgets a claimed task here: it ended, waits for a retry, or was given back. */
     const drop = (entry: Entry) => {
@@ -331,21 +325,20 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const recover = (what: string) => logFailure(name, what)
 
-    // -------------------------------------------------------------------------
     // The feeder: writes and claims, one transaction per step.
-
-    /** Applies writes the store gave back refused: their claim was lost. */
-    const refusedLog = (refused: ReadonlyArray<Write>) =>
-      refused.length === 0
-        ? Effect.void
-        : Effect.forEach(
-            refused,
-            (w) =>
-              Effect.logWarning(
-                "a task's claim was lost before its change was kept; the change was dropped"
-              ).pipe(Effect.annotateLogs({ taskId: w.id, queue: name, change: w._tag })),
-            { discard: true }
-          )
+    const feederSteps = makeFeeder({
+      name,
+      owner,
+      lease,
+      pollInterval,
+      durable,
+      clock,
+      wake,
+      free: () => (open && !pool.paused ? pool.maxWorkers - claimed : 0),
+      accept: (tasks) => accept(tasks),
+      applied: (done) => applied(done),
+      recover
+    })
 
     /** After writes are kept: callers waiting on the tasks that ended are told. */
     const applied = (done: ReadonlyArray<Write>) => {
@@ -353,159 +346,23 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       notifyChange()
     }
 
-    const takeWrites = () => {
-      if (writes.length <= MAX_WRITES) {
-        const taken = writes
-        writes = []
-        return taken
-      }
-      return writes.splice(0, MAX_WRITES)
-    }
-
-    /** One step: keeps the pending writes and claims up to the free permits. Whether to go on. */
-    const feedStep = Effect.uninterruptible(
-      Effect.suspend(() => {
-        const free = open && !pool.paused ? pool.maxWorkers - claimed : 0
-        const pending = takeWrites()
-        if (free <= 0 && pending.length === 0) return Effect.succeed(false)
-        if (pending.length === 0) {
-          // Nothing to write: a read first, so that an idle queue never takes
-          // the file's write lock for a claim that would find nothing.
-          return Effect.flatMap(durable.nextDue(name), (due) =>
-            due !== undefined && due <= clock.unsafeCurrentTimeMillis()
-              ? step(free, pending)
-              : Effect.succeed(false)
-          )
-        }
-        return step(free, pending)
-      })
-    )
-
-    /**
-     * Writes that a failed step did not keep go back in front of the writes
-     * that came since, for the next step: an outcome is never dropped.
-     */
-    const keepFor = <A, E>(pending: ReadonlyArray<Write>, effect: Effect.Effect<A, E>) =>
-      Effect.onError(effect, () =>
-        Effect.sync(() => {
-          if (pending.length > 0) writes = [...pending, ...writes]
-        })
-      )
-
-    const step = (free: number, pending: ReadonlyArray<Write>) =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        return Effect.flatMap(
-          keepFor(
-            pending,
-            durable.step({
-              queue: name,
-              owner,
-              now,
-              leaseUntil: now + lease,
-              claim: Math.max(0, free),
-              writes: pending
-            })
-          ),
-          ({ claimed: tasks, refused }) => {
-            applied(pending)
-            return Effect.zipRight(
-              Effect.zipRight(refusedLog(refused), accept(tasks)),
-              Effect.succeed(tasks.length > 0 && tasks.length === free ? true : writes.length > 0)
-            )
-          }
-        )
-      })
-
-    /** How long the feeder may sleep: until the next due task, at most the poll interval. */
-    const idleFor = Effect.map(durable.nextDue(name), (due) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      return due === undefined ? pollInterval : Math.max(0, Math.min(pollInterval, due - now))
-    })
-
-    const feederLoop = Effect.gen(function* () {
-      while (true) {
-        const more = yield* feedStep
-        if (more) {
-          // Between two batches, the HTTP server and the workers get their turn.
-          yield* Effect.yieldNow()
-          continue
-        }
-        const wait =
-          open && !pool.paused && pool.maxWorkers > claimed ? yield* idleFor : pollInterval
-        // The ticker wakes the feeder at least every poll interval; a timer of
-        // its own only for a task due sooner.
-        if (wait >= pollInterval) yield* Queue.take(wake)
-        else if (wait > 0) yield* Effect.timeoutOption(Queue.take(wake), wait)
-      }
-    }).pipe(
-      // A store that keeps failing (a full disk, a file gone) is tried again
-      // each second, not in a loop.
-      Effect.catchAllCause((cause) =>
-        Effect.zipRight(recover("feeder step")(cause), Effect.sleep("1 second"))
-      ),
-      Effect.forever
-    )
-
     // -------------------------------------------------------------------------
     // Leases: renewed while tasks run here; claims of gone instances taken back.
 
-    /** Tasks a gone instance left running: queued again with the attempt counted, or failed. */
-    const reclaim = Effect.gen(function* () {
-      const now = clock.unsafeCurrentTimeMillis()
-      const lost = (yield* durable.running(name)).filter(
-        (task) => task.owner !== owner && isGone(task, now)
-      )
-      if (lost.length === 0) return
-      const changes = lost.map((task) => takeBack(task, now))
-      const refused = yield* durable.apply(changes)
-      applied(changes)
-      yield* Effect.logWarning("tasks of a stopped process were taken back").pipe(
-        Effect.annotateLogs({
-          queue: name,
-          requeued: changes.filter((c) => c._tag === "retry").length - refused.length,
-          failed: changes.filter((c) => c._tag === "end").length
-        })
-      )
-      Queue.unsafeOffer(wake, undefined)
+    const leaseSteps = makeLeases({
+      name,
+      owner,
+      lease,
+      pollInterval,
+      durable,
+      clock,
+      wake,
+      local,
+      running: () => running,
+      cancel: (entry) => cancelEntry(entry),
+      applied,
+      recover
     })
-
-    const renew = Effect.gen(function* () {
-      const now = clock.unsafeCurrentTimeMillis()
-      if (local.size > 0) {
-        yield* cancelAsked(yield* durable.renew(name, owner, now + lease))
-      }
-      yield* reclaim
-    })
-
-    /** Cancels the tasks running here whose cancel another process asked for. */
-    const cancelAsked = (ids: ReadonlyArray<string>) =>
-      Effect.forEach(
-        ids,
-        (id) => {
-          const entry = local.get(id)
-          return entry === undefined || entry.reason !== undefined
-            ? Effect.void
-            : Effect.fork(Effect.ignore(cancelEntry(entry)))
-        },
-        { discard: true }
-      )
-
-    /**
-     * Each poll interval: wakes the feeder, and looks for cancels other
-     * processes asked for of the tasks running here.
-     */
-    const ticker = Effect.gen(function* () {
-      yield* Effect.sleep(pollInterval)
-      Queue.unsafeOffer(wake, undefined)
-      if (running > 0) yield* cancelAsked(yield* durable.cancelRequests(name, owner))
-    }).pipe(Effect.catchAllCause(recover("ticker")), Effect.forever)
-
-    const leaseLoop = renew.pipe(
-      Effect.catchAllCause(recover("lease renewal")),
-      Effect.zipRight(Effect.sleep(Math.max(1, Math.floor(lease / 3)))),
-      Effect.forever
-    )
 
     // -------------------------------------------------------------------------
     // Shutdown: claimed tasks that have not started go back, running ones get
@@ -515,14 +372,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     let drain: Fiber.RuntimeFiber<never> = undefined as never
     let feeder: Fiber.RuntimeFiber<never> = undefined as never
     let leases: Fiber.RuntimeFiber<never> = undefined as never
-    const flush = Effect.suspend(function loop(): Effect.Effect<void> {
-      if (writes.length === 0) return Effect.void
-      const pending = takeWrites()
-      return Effect.flatMap(keepFor(pending, durable.apply(pending)), (refused) => {
-        applied(pending)
-        return Effect.zipRight(refusedLog(refused), loop())
-      })
-    })
     const shutdownSteps = Effect.gen(function* () {
       open = false
       yield* Effect.logDebug("task queue shutting down").pipe(
@@ -550,7 +399,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       // A task a worker put back, or a step claimed, as the queue closed.
       for (const entry of lanes.takeAll()) release(entry)
       yield* Fiber.interrupt(leases)
-      yield* flush
+      yield* feederSteps.flush
     })
     const shutdown = yield* once(shutdownSteps)
 
@@ -734,7 +583,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         while (true) {
           const signal = nextChange()
           const counts = yield* durable.counts(name, clock.unsafeCurrentTimeMillis())
-          if (counts.queued + counts.running === 0 && claimed === 0 && writes.length === 0) return
+          if (counts.queued + counts.running === 0 && claimed === 0 && feederSteps.waiting() === 0)
+            return
           yield* Effect.timeoutOption(Deferred.await(signal), pollInterval)
         }
       }),
@@ -750,13 +600,16 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       toView: (task) => Task.toView(task, schemas as Task.ViewSchemas<A, E | TaskTimeout>)
     }
     // Tasks a stopped process left running are taken back before anything is claimed.
-    yield* Effect.catchAllCause(reclaim, recover("taking back tasks of a stopped process"))
+    yield* Effect.catchAllCause(
+      leaseSteps.reclaim,
+      recover("taking back tasks of a stopped process")
+    )
     drain = yield* Effect.forkScoped(
       Effect.forever(Effect.catchAllCause(pool.drainStep(workerHost), recover("drain step")))
     )
-    feeder = yield* Effect.forkScoped(feederLoop)
-    leases = yield* Effect.forkScoped(leaseLoop)
-    yield* Effect.forkScoped(ticker)
+    feeder = yield* Effect.forkScoped(feederSteps.loop)
+    leases = yield* Effect.forkScoped(leaseSteps.loop)
+    yield* Effect.forkScoped(leaseSteps.ticker)
     yield* Effect.addFinalizer(() => shutdown)
     return queue
   })
