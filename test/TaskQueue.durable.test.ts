@@ -358,6 +358,37 @@ describe("TaskQueue on SQLite: when tasks start", () => {
     })
   )
 
+  it.effect("wakes a worker waiting between tasks for each claim, at any scheduler budget", () =>
+    Effect.gen(function* () {
+      // Workers wait for the next claimed task between two; where the
+      // scheduler yields decides whether a claim lands as a worker looks for
+      // a task, or as it begins to wait. The ticker never runs here (the test
+      // clock stands still): only the claim can wake the worker.
+      const stuck: Array<number> = []
+      for (let budget = 10; budget <= 40; budget++) {
+        const ran = yield* Effect.gen(function* () {
+          const context = yield* memoryDb
+          let done = 0
+          const queue = yield* makeDurableQueue(context, {
+            name: `wake-${budget}`,
+            maxWorkers: 3,
+            payload: Schema.Number,
+            handler: (_: number) => Effect.sync(() => (done += 1))
+          })
+          for (let n = 0; n < 36; n += 3) {
+            yield* Effect.fork(queue.enqueue(n))
+            yield* Effect.fork(queue.enqueue(n + 1))
+            yield* queue.enqueue(n + 2)
+            for (let i = 0; i < 1000 && done < n + 3; i++) yield* Effect.yieldNow()
+          }
+          return done
+        }).pipe(Effect.scoped, Effect.withMaxOpsBeforeYield(budget))
+        if (ran !== 36) stuck.push(budget)
+      }
+      expect(stuck).toEqual([])
+    })
+  )
+
   it.scoped("runs more at once when resized up, and at most the new size when resized down", () =>
     Effect.gen(function* () {
       const context = yield* memoryDb

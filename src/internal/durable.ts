@@ -18,6 +18,7 @@ import {
   FiberRef,
   FiberSet,
   LogLevel,
+  Option,
   ParseResult,
   Queue,
   Scope
@@ -169,7 +170,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         // Claimed by a step that began before a pause or the shutdown: back
         // to the store, where it shows as queued.
         if (!open || pool.paused) release(entry)
-        else pool.push(entry)
+        else makeReady(entry)
       }
       return broken.length === 0 ? Effect.void : Effect.all(broken, { discard: true })
     }
@@ -309,21 +310,48 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       // drain fiber would: the next claim is a feeder step away, and a worker
       // that goes on costs less than one forked anew. Shutdown ends the wait.
       goesOn: () => true,
-      next: (step) =>
-        Effect.flatMap(Queue.take(ready), () => {
+      next: (step) => {
+        const take = Effect.flatMap(Queue.take(ready), () => {
           const entry = lanes.shift()
           return entry === undefined ? Effect.void : step(entry)
-        }),
+        })
+        const next: Effect.Effect<void, never, any> = Effect.suspend(() =>
+          hasToken() ? take : Effect.flatMap(parkWorker, () => (open ? next : Effect.void))
+        )
+        return next
+      },
       isOpen: () => open,
       mustWait: () => pool.paused || pool.live > pool.maxWorkers,
       // Taken as the queue paused: back to the store, where it shows as queued.
-      putBack: (entry) => (pool.paused ? release(entry) : pool.putBack(entry)),
+      putBack: (entry) => {
+        if (pool.paused) return release(entry)
+        pool.putBack(entry)
+        wakeWorker()
+      },
       begin,
       conclude,
       cancelForShutdown
     }
 
     const recover = (what: string) => logFailure(name, what)
+
+    // A worker between two claimed tasks waits here rather than in
+    // `Queue.take`: a callback in a list costs less than a Deferred per wait.
+    // It is woken with each token offered, and at shutdown, and takes the
+    // token from the ready queue as before.
+    const parked: Array<(effect: Effect.Effect<void>) => void> = []
+    const hasToken = () => Option.getOrElse(ready.unsafeSize(), () => 0) > 0
+    const parkWorker = Effect.async<void>((resume) => {
+      // A token offered since the worker looked would have woken no one.
+      if (hasToken() || !open) resume(Effect.void)
+      else parked.push(resume)
+    })
+    const wakeWorker = () => parked.shift()?.(Effect.void)
+    /** Makes a claimed task ready: its token, and a waiting worker woken for it. */
+    const makeReady = (entry: Entry) => {
+      pool.push(entry)
+      wakeWorker()
+    }
 
     // The feeder: writes and claims, one transaction per step.
     const feederSteps = makeFeeder({
@@ -388,6 +416,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       yield* giveBack
       // Workers waiting for a task end now; running ones get the grace.
       yield* Queue.shutdown(ready)
+      while (parked.length > 0) parked.shift()!(Effect.void)
       if (running > 0 && shutdownGrace > 0) {
         yield* Effect.timeoutOption(
           Effect.interruptible(FiberSet.awaitEmpty(workers)),
