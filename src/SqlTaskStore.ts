@@ -10,7 +10,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Scope } from "effect"
-import { Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Schedule } from "effect"
 import { isNonNegativeDuration, isObject, validate } from "./internal/options.js"
 import { encodeOutcome } from "./internal/outcome.js"
 import {
@@ -236,11 +236,41 @@ export const make = (
         }
       )
 
+    /**
+     * The feeder's transaction, thousands a second: its connection held for
+     * the step, and BEGIN, COMMIT and ROLLBACK run as the prepared
+     * statements the connection keeps. `sql.withTransaction` would also
+     * make a span and prepare BEGIN and COMMIT again each time; the feeder
+     * never nests transactions, so it needs neither.
+     */
+    const feederTransaction = <A>(body: Effect.Effect<A, SqlError>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.scoped(
+          Effect.flatMap(sql.reserve, (conn) =>
+            Effect.zipRight(
+              conn.execute("BEGIN", [], undefined),
+              Effect.flatMap(
+                Effect.exit(
+                  restore(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0]))
+                ),
+                (exit) =>
+                  Effect.zipRight(
+                    Effect.orDie(
+                      conn.execute(Exit.isSuccess(exit) ? "COMMIT" : "ROLLBACK", [], undefined)
+                    ),
+                    exit
+                  )
+              )
+            )
+          )
+        )
+      )
+
     const durable: Durable = {
       insert: (record, payload, timeout) => run(insertRow(record, payload, timeout)),
       step: ({ queue, owner, now, leaseUntil, claim, writes }) =>
         run(
-          sql.withTransaction(
+          feederTransaction(
             Effect.gen(function* () {
               // Writes first: the transaction takes the write lock at its
               // first statement, so another process makes it wait rather

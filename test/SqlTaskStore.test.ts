@@ -151,6 +151,65 @@ describe("SqlTaskStore on SQLite", () => {
       })
   )
 
+  it.scoped(
+    "undoes a whole feeder step when its claim fails, and keeps the connection usable",
+    () =>
+      Effect.gen(function* () {
+        const context = yield* sqliteStore(":memory:")
+        const durable = Context.get(context, TaskStore.TaskStore).durable!
+        const sql = Context.get(context, SqlClient.SqlClient)
+        const running = yield* insertRow({
+          queue: "q",
+          payload: "null",
+          status: "running",
+          attempt: 1,
+          owner: "me",
+          started_at: 5
+        }).pipe(Effect.provide(context))
+        const queued = yield* insertRow({ queue: "q", payload: "null" }).pipe(
+          Effect.provide(context)
+        )
+        const ended = {
+          _tag: "end",
+          id: running.id,
+          owner: "me",
+          attempt: 1,
+          status: "succeeded",
+          finishedAt: 10,
+          outcome: '{"result":null}',
+          reason: undefined
+        } as const
+        const step = durable.step({
+          queue: "q",
+          owner: "me",
+          now: 10,
+          leaseUntil: 100,
+          claim: 1,
+          writes: [ended]
+        })
+        // The write goes through; the claim after it in the same transaction fails.
+        yield* Effect.orDie(
+          sql.unsafe(`CREATE TRIGGER refuse_claim BEFORE UPDATE OF status ON tasks
+          WHEN NEW.status = 'running' BEGIN SELECT RAISE(ABORT, 'claim refused'); END`)
+        )
+        const failed = yield* Effect.exit(step)
+        expect(failed._tag).toBe("Failure")
+        const afterFailure = yield* Effect.all([readRow(running.id), readRow(queued.id)]).pipe(
+          Effect.provide(context)
+        )
+        expect(afterFailure.map((row) => row?.status)).toEqual(["running", "queued"])
+
+        yield* Effect.orDie(sql.unsafe("DROP TRIGGER refuse_claim"))
+        const done = yield* step
+        expect(done.refused).toEqual([])
+        expect(done.claimed.map((task) => task.id)).toEqual([queued.id])
+        const afterRetry = yield* Effect.all([readRow(running.id), readRow(queued.id)]).pipe(
+          Effect.provide(context)
+        )
+        expect(afterRetry.map((row) => row?.status)).toEqual(["succeeded", "running"])
+      })
+  )
+
   it.scoped("refuses retention options out of their range, naming each", () =>
     Effect.gen(function* () {
       const filename = yield* tempDatabase
