@@ -237,7 +237,11 @@ describe("capacity", () => {
   it.effect("lets in an enqueue whose room came after it looked and before it waited", () =>
     Effect.gen(function* () {
       let queued = 1
-      const capacity = new Capacity(1, () => queued, () => {})
+      const capacity = new Capacity(
+        1,
+        () => queued,
+        () => {}
+      )
       // The enqueue finds no room, and goes to wait (its fiber has not run yet)...
       expect(capacity.hasRoom()).toBe(false)
       const waiting = yield* Effect.fork(capacity.waitForRoom(Effect.succeed("in")))
