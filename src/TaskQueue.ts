@@ -239,7 +239,9 @@ export interface TaskQueue<Args extends ReadonlyArray<any>, A, E> {
   readonly resize: (maxWorkers: number) => Effect.Effect<void, InvalidOption>
   /**
    * Resolves once no task is queued or running (at once if none is). Delayed
-   * tasks and tasks waiting for a retry count as queued.
+   * tasks and tasks waiting for a retry count as queued. Once the queue has
+   * shut down it resolves as soon as the tasks it ran have ended: a durable
+   * queue leaves the tasks still queued in its store, for the next start.
    */
   readonly awaitIdle: Effect.Effect<void>
   readonly stats: Effect.Effect<Stats>

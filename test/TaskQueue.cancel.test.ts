@@ -9,7 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Either, Exit, Fiber, Schedule, Scope, TestClock } from "effect"
 import type { Task } from "effect-task-queue"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
-import { makeQueue, starts, yieldUntil } from "./helpers.js"
+import { cancelAsAttemptFails, makeQueue, starts, yieldUntil } from "./helpers.js"
 
 /** A store that counts, per task, how many times it was written as ended. */
 const countingStore = Effect.gen(function* () {
@@ -78,6 +78,17 @@ describe("TaskQueue cancel", () => {
       })
       expect(Exit.isInterrupted(yield* task.await)).toBe(true)
     })
+  )
+
+  it.effect("cancels a task whose attempt fails as the cancel comes, at any scheduler budget", () =>
+    cancelAsAttemptFails(({ name, maxAttempts, handler }) =>
+      makeQueue({
+        name,
+        maxWorkers: 1,
+        retry: { maxAttempts, schedule: Schedule.spaced("3 seconds") },
+        handler
+      })
+    )
   )
 
   it.scoped("cancels a task waiting for its retry: the retry never runs", () =>

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Schedule, Schema, TestClock } from "effect"
 import { TaskError } from "effect-task-queue"
 import {
+  cancelAsAttemptFails,
   invalidOption,
   makeDurableQueue,
   memoryDb,
@@ -142,6 +143,42 @@ const pausedAsClaimed = (name: string) =>
     const waiting = tasks.filter((_, i) => !began.has("ab"[i]!))
     return { queue, tasks, began, waiting }
   })
+
+describe("TaskQueue on SQLite: cancels that race", () => {
+  it.effect("cancels a task whose attempt fails as the cancel comes, at any scheduler budget", () =>
+    cancelAsAttemptFails(({ name, maxAttempts, handler }) =>
+      Effect.flatMap(memoryDb, (context) =>
+        makeDurableQueue(context, {
+          name,
+          maxWorkers: 1,
+          payload: Schema.String,
+          retry: { maxAttempts, schedule: Schedule.spaced("3 seconds") },
+          handler
+        })
+      )
+    )
+  )
+
+  it.scoped("after shutdown: awaitIdle returns with tasks left queued, and pause works", () =>
+    Effect.gen(function* () {
+      const context = yield* memoryDb
+      const queue = yield* makeDurableQueue(context, {
+        name: "after-shutdown",
+        maxWorkers: 1,
+        payload: Schema.String,
+        handler: (_: string) => Effect.void
+      })
+      yield* queue.pause
+      yield* queue.enqueue("left for the next start")
+      yield* queue.shutdown
+      const idle = yield* Effect.fork(queue.awaitIdle)
+      yield* yieldUntil(() => idle.unsafePoll() !== null)
+      expect((yield* queue.stats).queued).toBe(1)
+      expect(Exit.isSuccess(yield* Effect.exit(queue.pause))).toBe(true)
+      expect((yield* queue.stats).paused).toBe(true)
+    })
+  )
+})
 
 describe("TaskQueue on SQLite: a pause as tasks are claimed", () => {
   it.scoped("shows a claimed task whose handler had not started as queued while paused", () =>

@@ -389,6 +389,34 @@ describe("TaskQueue on SQLite: when tasks start", () => {
     })
   )
 
+  it.effect("runs the next task after a resize down while a worker waits, at any budget", () =>
+    Effect.gen(function* () {
+      // The drain fiber may hold a permit and the next token when the
+      // resize lands: it gives the token back, and that must wake the worker
+      // that waits for it.
+      const stuck: Array<number> = []
+      for (let budget = 10; budget <= 40; budget++) {
+        const ran = yield* Effect.gen(function* () {
+          const context = yield* memoryDb
+          const queue = yield* makeDurableQueue(context, {
+            name: `resize-wake-${budget}`,
+            maxWorkers: 2,
+            payload: Schema.String,
+            handler: (s: string) => Effect.succeed(s)
+          })
+          yield* (yield* queue.enqueue("first")).await
+          yield* settle
+          yield* queue.resize(1)
+          const second = yield* Effect.fork((yield* queue.enqueue("second")).await)
+          for (let i = 0; i < 1000 && second.unsafePoll() === null; i++) yield* Effect.yieldNow()
+          return second.unsafePoll() !== null
+        }).pipe(Effect.scoped, Effect.withMaxOpsBeforeYield(budget))
+        if (!ran) stuck.push(budget)
+      }
+      expect(stuck).toEqual([])
+    })
+  )
+
   it.scoped("runs more at once when resized up, and at most the new size when resized down", () =>
     Effect.gen(function* () {
       const context = yield* memoryDb

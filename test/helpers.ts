@@ -7,11 +7,13 @@
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { expect } from "@effect/vitest"
+import type { Scope } from "effect"
 import {
   Clock,
   Context,
   Deferred,
   Effect,
+  Either,
   Exit,
   Fiber,
   FiberId,
@@ -267,3 +269,62 @@ export const LogsLive = Layer.unwrapEffect(
     )
   )
 )
+
+/**
+ * A cancel that comes as the task's attempt fails, with the scheduler
+ * yielding every `budget` operations. With attempts left the cancel must win
+ * over the retry at once (the retry is 3 s away and the clock stands
+ * still); on the last attempt either may win, but the answer, the status and
+ * the reason must agree.
+ */
+export const cancelAsAttemptFails = (
+  make: (options: {
+    readonly name: string
+    readonly maxAttempts: number
+    readonly handler: (_: string) => Effect.Effect<never, string>
+  }) => Effect.Effect<TaskQueue.TaskQueue<[string], never, string>, unknown, Scope.Scope>
+) =>
+  Effect.gen(function* () {
+    const wrong: Array<string> = []
+    for (const maxAttempts of [1, 3]) {
+      for (let budget = 10; budget <= 40; budget++) {
+        const outcome = yield* Effect.gen(function* () {
+          let calls = 0
+          const started = yield* Deferred.make<void>()
+          const queue = yield* make({
+            name: `cancel-failing-${maxAttempts}-${budget}`,
+            maxAttempts,
+            handler: (_: string) =>
+              Effect.gen(function* () {
+                calls += 1
+                yield* Deferred.succeed(started, undefined)
+                yield* Effect.yieldNow()
+                return yield* Effect.fail("boom")
+              })
+          })
+          const task = yield* queue.enqueue("x")
+          yield* Deferred.await(started)
+          const cancel = yield* Effect.fork(Effect.either(task.cancel))
+          yield* yieldUntil(() => cancel.unsafePoll() !== null)
+          const answer = yield* Fiber.join(cancel)
+          const view = yield* queue.get(task.id)
+          return {
+            answer: Either.isRight(answer) ? answer.right : answer.left._tag,
+            status: view.status,
+            reason: view.reason,
+            attempt: view.attempt,
+            calls
+          }
+        }).pipe(Effect.scoped, Effect.withMaxOpsBeforeYield(budget))
+        const agrees =
+          outcome.attempt === 1 &&
+          outcome.calls === 1 &&
+          (outcome.answer === "cancelled"
+            ? outcome.status === "cancelled" && outcome.reason === "cancelled"
+            : maxAttempts === 1 && outcome.status === "failed" && outcome.reason === undefined)
+        if (!agrees)
+          wrong.push(`maxAttempts ${maxAttempts}, budget ${budget}: ${JSON.stringify(outcome)}`)
+      }
+    }
+    expect(wrong).toEqual([])
+  })

@@ -170,7 +170,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         // Claimed by a step that began before a pause or the shutdown: back
         // to the store, where it shows as queued.
         if (!open || pool.paused) release(entry)
-        else makeReady(entry)
+        else pool.push(entry)
       }
       return broken.length === 0 ? Effect.void : Effect.all(broken, { discard: true })
     }
@@ -211,6 +211,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
           ? "cancelled"
           : "failed"
+      // A cancel that came too late (the task ended otherwise) leaves no reason.
+      if (entry.status !== "cancelled") progress.reason = undefined
       meter[entry.status].update(1)
       progress.exit = exit
       progress.finishedAt = now
@@ -268,6 +270,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       const state = (schedule: Settings["schedule"]) =>
         scheduleStates.has(entry.id) ? scheduleStates.get(entry.id) : schedule.initial
       return Effect.flatMap(decide(entry, exit, settings, now, state), (decision) => {
+        // A cancel asked for as the attempt failed wins over the retry.
+        if (decision._tag === "retry" && entry.reason !== undefined) {
+          return end(entry, Exit.interrupt(FiberId.none), minimum)
+        }
         if (decision._tag === "end") return end(entry, decision.exit, minimum)
         const progress = entry.p
         running -= 1
@@ -326,7 +332,6 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       putBack: (entry) => {
         if (pool.paused) return release(entry)
         pool.putBack(entry)
-        wakeWorker()
       },
       begin,
       conclude,
@@ -346,12 +351,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       if (hasToken() || !open) resume(Effect.void)
       else parked.push(resume)
     })
-    const wakeWorker = () => parked.shift()?.(Effect.void)
-    /** Makes a claimed task ready: its token, and a waiting worker woken for it. */
-    const makeReady = (entry: Entry) => {
-      pool.push(entry)
-      wakeWorker()
-    }
+    // Every token offered wakes one, wherever it comes from.
+    pool.onToken = () => parked.shift()?.(Effect.void)
 
     // The feeder: writes and claims, one transaction per step.
     const feederSteps = makeFeeder({
@@ -429,6 +430,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       for (const entry of lanes.takeAll()) release(entry)
       yield* Fiber.interrupt(leases)
       yield* feederSteps.flush
+      notifyChange()
     })
     const shutdown = yield* once(shutdownSteps)
 
@@ -484,13 +486,25 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           }
           case "running":
             // Done once the end is committed.
-            return cancelRunning(entry, Effect.orDie(awaitId(entry.id)))
+            return cancelRunning(
+              entry,
+              Effect.orDie(awaitId(entry.id)),
+              // Gone back to the store to wait for a retry: cancelled there.
+              Effect.suspend(() => cancelId(entry.id)).pipe(
+                Effect.catchTag("TaskNotFound", () =>
+                  Effect.fail(TaskFinished.of(entry.id, entry.status))
+                )
+              )
+            )
           default:
             return Effect.fail(TaskFinished.of(entry.id, entry.status))
         }
       })
 
-    const cancelId = (id: string): Effect.Effect<TaskStatus, TaskNotFound | TaskFinished> =>
+    const cancelId = (
+      id: string,
+      tries = 3
+    ): Effect.Effect<TaskStatus, TaskNotFound | TaskFinished> =>
       Effect.gen(function* () {
         const mine = local.get(id)
         if (mine !== undefined) return yield* cancelEntry(mine)
@@ -518,6 +532,9 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
           return yield* Effect.fail(TaskFinished.of(id, after.status))
         }
         const after = yield* lookup(id)
+        // Neither queued nor running when looked for, yet not ended: given
+        // back by a claim as the queue paused, say. Looked at again.
+        if (!Task.isTerminal(after.status) && tries > 0) return yield* cancelId(id, tries - 1)
         return yield* Effect.fail(TaskFinished.of(id, after.status))
       })
 
@@ -594,15 +611,20 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       list: (query = {}) =>
         listIn<A, E>(store, name, query, (record) => recordOf(record as StoredTask)),
       await: (id) => awaitId(id) as Effect.Effect<Exit.Exit<A, E | TaskTimeout>, TaskNotFound>,
-      cancel: cancelId,
+      cancel: (id) => cancelId(id),
       // Claimed tasks that have not started go back to the store: while
       // paused they show as queued, and another process may run them.
       pause: Effect.zipRight(
         pool.pause,
-        Effect.flatMap(Queue.takeAll(ready), () =>
-          Effect.sync(() => {
-            for (const entry of lanes.takeAll()) release(entry)
-          })
+        // Once shut down, the ready queue is too, and shutdown gave its tasks back.
+        Effect.suspend(() =>
+          open
+            ? Effect.flatMap(Queue.takeAll(ready), () =>
+                Effect.sync(() => {
+                  for (const entry of lanes.takeAll()) release(entry)
+                })
+              )
+            : Effect.void
         )
       ),
       resume: pool.resume(() => Queue.unsafeOffer(wake, undefined)),
@@ -611,9 +633,12 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       awaitIdle: Effect.gen(function* () {
         while (true) {
           const signal = nextChange()
+          const settled = claimed === 0 && feederSteps.waiting() === 0
+          // Shut down, this queue runs nothing more: what is still queued
+          // stays in the store for the next start, and is not waited for.
+          if (!open && settled) return
           const counts = yield* durable.counts(name, clock.unsafeCurrentTimeMillis())
-          if (counts.queued + counts.running === 0 && claimed === 0 && feederSteps.waiting() === 0)
-            return
+          if (counts.queued + counts.running === 0 && settled) return
           yield* Effect.timeoutOption(Deferred.await(signal), pollInterval)
         }
       }),

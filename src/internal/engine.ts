@@ -158,6 +158,8 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
         : Cause.isInterruptedOnly(exit.cause) && progress.reason !== undefined
           ? "cancelled"
           : "failed"
+      // A cancel that came too late (the task ended otherwise) leaves no reason.
+      if (entry.status !== "cancelled") progress.reason = undefined
       meter[entry.status].update(1)
       progress.exit = exit
       progress.finishedAt = now
@@ -247,6 +249,10 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       const state = (schedule: Settings["schedule"]) =>
         entry.p.attempt === 1 ? schedule.initial : entry.x.scheduleState
       return Effect.flatMap(decide(entry, exit, settings, now, state), (decision) => {
+        // A cancel asked for as the attempt failed wins over the retry.
+        if (decision._tag === "retry" && entry.p.reason !== undefined) {
+          return end(entry, Exit.interrupt(FiberId.none), minimum)
+        }
         if (decision._tag === "end") return end(entry, decision.exit, minimum)
         entry.x.scheduleState = decision.state
         return requeue(entry, decision.runAt, exit.cause)
@@ -358,7 +364,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
             return finish(entry, Exit.interrupt(FiberId.none)).pipe(Effect.map(() => entry.status))
           }
           case "running":
-            return cancelRunning(entry, awaitEntry(entry))
+            return cancelRunning(
+              entry,
+              awaitEntry(entry),
+              Effect.suspend(() => cancelEntry(entry))
+            )
           default:
             return Effect.fail(TaskFinished.of(entry.id, entry.status))
         }

@@ -35,6 +35,11 @@ export interface Pool {
   /** Puts a task taken too late back at the front of its lane, with its token. */
   readonly putBack: (entry: Entry) => void
   /**
+   * Called after each token offered (a task made ready, put back, or a token
+   * the drain fiber gives back): a durable queue wakes a waiting worker.
+   */
+  onToken: () => void
+  /**
    * One step of the drain fiber: a permit, then a token, then a worker
    * forked with the permit, which it gives back when it ends, however it ends.
    */
@@ -68,11 +73,14 @@ export const makePool = (maxWorkers: number): Effect.Effect<Pool, never, Scope.S
       push: (entry) => {
         lanes.push(entry, entry.priority)
         Queue.unsafeOffer(ready, TOKEN)
+        pool.onToken()
       },
       putBack: (entry) => {
         lanes.unshift(entry, entry.priority)
         Queue.unsafeOffer(ready, TOKEN)
+        pool.onToken()
       },
+      onToken: () => {},
       drainStep: <R>(host: Host<R>) =>
         Effect.uninterruptibleMask((restore) =>
           restore(gate.await).pipe(
@@ -85,6 +93,7 @@ export const makePool = (maxWorkers: number): Effect.Effect<Pool, never, Scope.S
                 // Paused, or resized down, while this waited: the token goes
                 // back for when work resumes or a permit is free under the new limit.
                 Queue.unsafeOffer(ready, TOKEN)
+                pool.onToken()
                 return permits.release(1)
               }
               const first = lanes.shift()
@@ -181,25 +190,27 @@ export const listIn = <A, E>(
  */
 export const cancelRunning = (
   entry: Entry,
-  awaitEnd: Effect.Effect<unknown>
-): Effect.Effect<TaskStatus, TaskFinished> => {
-  const stop = Effect.withFiberRuntime<unknown>((caller) => {
-    const progress = entry.p
-    progress.reason ??= "cancelled"
-    const fiber = progress.fiber
-    if (entry.status !== "running" || fiber === undefined) return Effect.void
-    // Sent in the same step as the look at the status: a worker that has
-    // already moved past this task (and may be waiting for the next) must
-    // not get it. It stops after this task, so waiting for it to end frees
-    // the slot before the cancel returns.
+  awaitEnd: Effect.Effect<unknown>,
+  /** Cancels the task as a queued one: it went back to wait for a retry meanwhile. */
+  asQueued: Effect.Effect<TaskStatus, TaskFinished>
+): Effect.Effect<TaskStatus, TaskFinished> =>
+  Effect.withFiberRuntime<TaskStatus, TaskFinished>((caller) => {
+    if (entry.status === "queued") return asQueued
+    const fiber = entry.p.fiber
+    if (entry.status !== "running" || fiber === undefined) {
+      return Effect.fail(TaskFinished.of(entry.id, entry.status))
+    }
+    // Marked and sent in the same step as the look at the status: a worker
+    // that has already moved past this task (and may be waiting for the
+    // next) must not get it. It stops after this task, so waiting for it to
+    // end frees the slot before the cancel returns.
+    entry.p.reason ??= "cancelled"
     fiber.unsafeInterruptAsFork(caller.id())
-    return Fiber.await(fiber)
-  })
-  return Effect.zipRight(stop, awaitEnd).pipe(
-    Effect.flatMap(() =>
-      entry.status === "cancelled"
-        ? Effect.succeed(entry.status)
-        : Effect.fail(TaskFinished.of(entry.id, entry.status))
+    return Effect.zipRight(Fiber.await(fiber), awaitEnd).pipe(
+      Effect.flatMap(() =>
+        entry.status === "cancelled"
+          ? Effect.succeed(entry.status)
+          : Effect.fail(TaskFinished.of(entry.id, entry.status))
+      )
     )
-  )
-}
+  })

@@ -142,8 +142,10 @@ export const work = <R>(host: Host<R>, first: Entry): Effect.Effect<void, never,
 
     const next: Effect.Effect<void, never, R> = host.next((entry) => step(entry))
     let interrupted = false
+    let cancelled = false
     const goOn = (entry: Entry) =>
       entry.reason !== undefined ||
+      cancelled ||
       interrupted ||
       !host.isOpen() ||
       host.mustWait() ||
@@ -152,6 +154,8 @@ export const work = <R>(host: Host<R>, first: Entry): Effect.Effect<void, never,
         : next
 
     const record = (entry: Entry, exit: Exit.Exit<unknown, unknown>) => {
+      // Asked to cancel: an interruption may be on its way to this fiber.
+      cancelled = entry.reason !== undefined
       const ended = host.conclude(entry, exit, minimumLogLevel)
       // No need to put the FiberRefs back here: the next task's `enter`
       // sets the worker's own with that task's annotations, in one step.
