@@ -12,12 +12,14 @@ import {
   Fiber,
   Layer,
   Option,
+  Schema,
   Scope,
   Supervisor,
   TestClock
 } from "effect"
 import { TaskError, TaskQueue, TaskStore } from "effect-task-queue"
-import { makeQueue, memory, statsAre, yieldUntil } from "./helpers.js"
+import { inspect } from "node:util"
+import { makeDurableQueue, makeQueue, memory, memoryDb, statsAre, yieldUntil } from "./helpers.js"
 
 /** For `yieldUntil`: `n` tasks are running. */
 const runningIs = (queue: { readonly stats: Effect.Effect<TaskQueue.Stats> }, n: number) =>
@@ -91,6 +93,32 @@ describe("TaskQueue", () => {
         paused: false,
         maxWorkers: 2
       })
+    })
+  )
+
+  it.scoped("prints and serializes a handle as its id, never the task's input", () =>
+    Effect.gen(function* () {
+      const secret = { password: "hunter2" }
+      const inMemory = yield* makeQueue({
+        name: "handle-memory",
+        maxWorkers: 1,
+        handler: (_: typeof secret) => Effect.never
+      })
+      const context = yield* memoryDb
+      const durable = yield* makeDurableQueue(context, {
+        name: "handle-durable",
+        maxWorkers: 1,
+        payload: Schema.Struct({ password: Schema.String }),
+        handler: (_: typeof secret) => Effect.never
+      })
+      for (const handle of [yield* inMemory.enqueue(secret), yield* durable.enqueue(secret)]) {
+        const shown = [JSON.stringify(handle), String(handle), inspect(handle)]
+        for (const text of shown) {
+          expect(text).toContain(handle.id)
+          expect(text).not.toContain("hunter2")
+        }
+        expect(JSON.parse(shown[0]!)).toEqual({ _id: "TaskHandle", id: handle.id })
+      }
     })
   )
 

@@ -38,7 +38,7 @@ import type { Durable, StoredTask, TaskStore, Write } from "../TaskStore.js"
 import { annotations, decide, describeCause, logEnd } from "./attempt.js"
 import type { Config } from "./engine.js"
 import type { Owner, Settings } from "./entry.js"
-import { Entry } from "./entry.js"
+import { Entry, StoredHandle } from "./entry.js"
 import { makeFeeder } from "./feeder.js"
 import { makeIdGenerator } from "./id.js"
 import { makeLeases } from "./leases.js"
@@ -540,11 +540,12 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
 
     const queueOwner: Owner = { name, settings, cancel: cancelEntry }
 
-    const handleOf = (id: string): TaskHandle<any, any> => ({
-      id: id as Task.TaskId,
-      await: Effect.orDie(awaitId(id)),
-      cancel: Effect.catchTag(cancelId(id), "TaskNotFound", (e) => Effect.die(e))
-    })
+    const handleOf = (id: string): TaskHandle<any, any> =>
+      new StoredHandle(
+        id as Task.TaskId,
+        Effect.orDie(awaitId(id)),
+        Effect.catchTag(cancelId(id), "TaskNotFound", (e) => Effect.die(e))
+      )
 
     /** Whether the queue has room for one more queued task. */
     const hasRoom = Effect.suspend(() =>

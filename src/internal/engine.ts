@@ -29,7 +29,7 @@ import type { EnqueueOptions, TaskHandle, TaskQueue } from "../TaskQueue.js"
 import * as TaskStore from "../TaskStore.js"
 import { Capacity } from "./capacity.js"
 import type { Owner, Settings } from "./entry.js"
-import { awaitEntry, Entry, Spread } from "./entry.js"
+import { awaitEntry, Entry, Spread, StoredHandle } from "./entry.js"
 import { makeIdGenerator } from "./id.js"
 import { QueueMetrics } from "./observe.js"
 import type { Placement } from "./options.js"
@@ -380,11 +380,11 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
     const handleOf = (record: TaskRecord): TaskHandle<any, any> =>
       record instanceof Entry
         ? record
-        : {
-            id: record.id,
-            await: awaitRecord(record),
-            cancel: Effect.fail(TaskFinished.of(record.id, record.status))
-          }
+        : new StoredHandle(
+            record.id,
+            awaitRecord(record),
+            Effect.fail(TaskFinished.of(record.id, record.status))
+          )
 
     /** Stores a new task and queues it; `options` are already checked. */
     const submit = (

@@ -2,7 +2,7 @@
  * One task as the engine holds it, and what a worker needs around it.
  */
 import type { Fiber, FiberRef, FiberRefs, Schedule, Tracer } from "effect"
-import { Deferred, Effect, ExecutionStrategy, Exit, FiberId, Scope } from "effect"
+import { Deferred, Effect, ExecutionStrategy, Exit, FiberId, Inspectable, Scope } from "effect"
 import { pipeArguments } from "effect/Pipeable"
 import type { TaskId, TaskRecord, TaskStatus } from "../Task.js"
 import type { TaskFinished } from "../TaskError.js"
@@ -145,6 +145,44 @@ export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
 
   get cancel(): Effect.Effect<TaskStatus, TaskFinished> {
     return this.owner.cancel(this)
+  }
+
+  // The entry is also the handle `enqueue` gives back: printed or serialized,
+  // it shows what a handle is, never the task's input.
+  toJSON(): unknown {
+    return handleJson(this.id)
+  }
+  toString(): string {
+    return `TaskHandle(${this.id})`
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return handleJson(this.id)
+  }
+}
+
+/** What a task handle shows of itself: its id. */
+const handleJson = (id: TaskId) => ({ _id: "TaskHandle", id })
+
+/** A handle for a task held elsewhere (a durable store): `await` and `cancel` given. */
+export class StoredHandle implements TaskHandle<unknown, unknown> {
+  readonly await: Effect.Effect<Exit.Exit<unknown, unknown>>
+  readonly cancel: Effect.Effect<TaskStatus, TaskFinished>
+  constructor(
+    readonly id: TaskId,
+    awaitEnd: Effect.Effect<Exit.Exit<unknown, unknown>>,
+    cancel: Effect.Effect<TaskStatus, TaskFinished>
+  ) {
+    this.await = awaitEnd
+    this.cancel = cancel
+  }
+  toJSON(): unknown {
+    return handleJson(this.id)
+  }
+  toString(): string {
+    return `TaskHandle(${this.id})`
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return handleJson(this.id)
   }
 }
 
