@@ -16,12 +16,29 @@ export const method = (s: Settings): string =>
       "r places further on than round 0 (wrapping around), and odd rounds run that order backwards, so " +
       "that no implementation keeps its place or its neighbour. A child reports its figures as one JSON line on stdout; a child " +
       "that fails, or whose correctness check fails, fails the whole run. The library runs with the " +
-      "minimum log level at Warning (its per-task log lines are at Info); nothing else is configured. " +
+      "minimum log level at Warning (its per-task log lines are at Info); nothing else is configured, " +
+      "except that queues whose handler never finishes (cases 2, 3 and 4) are made with " +
+      "`shutdownGrace: 0`, so that they interrupt it at once when the child ends instead of waiting " +
+      "10 s for it: nothing is measured at shutdown. " +
       '"Settling the heap" means four `global.gc()` calls, each followed by a `setImmediate` turn.',
     "### 1. Throughput",
-    `${n(s.throughput.tasks)} tasks at maxWorkers ${s.throughput.workers.join(", ")}. The heap is ` +
-      "settled, then the clock (`performance.now()`) runs from just before the first enqueue to the " +
-      "moment the implementation reports idle, so it covers enqueueing and running everything.",
+    `${n(s.throughput.tasks)} tasks at maxWorkers ${s.throughput.workers.join(", ")}. Every ` +
+      "implementation first gets the same untimed warm-up: the child runs it once, exactly as " +
+      `below but with ${n(Math.min(s.throughput.tasks, s.throughput.warmUp))} tasks ` +
+      `(min(N, ${n(s.throughput.warmUp)})), on an ` +
+      "instance of its own (its own queue and memory store; its own p-queue or fastq queue and " +
+      "record map; its own `Queue.unbounded` and fibers), to the end, with the same lookups and " +
+      "end checks; that instance is then dropped (its scope closed, for the library and the " +
+      "bare loop), and nothing of the warm-up is reported but its size and time. Then the timed " +
+      "run makes a fresh instance, the heap is settled (which also collects the warm-up's), and " +
+      "the clock (`performance.now()`) runs from just before the first enqueue to the moment the " +
+      "implementation reports idle, so it covers enqueueing and running everything. Tasks/s " +
+      "depends on N, differently for each implementation, in ways the warm-up does not remove: " +
+      "every run of the library, warm or not, starts with a few thousand tasks that go at about " +
+      "a third of its later rate (the enqueue loop gets some 2,000 enqueues in before the " +
+      "workers' first turn, and tasks go slower while that backlog drains), while p-queue and fastq, whose `add` and `push` loop never yields, hold " +
+      "all N tasks before the first one runs. Figures and ratios from runs of different N do " +
+      "not compare, so a quick run uses the full N for this case.",
     "- effect-task-queue: `TaskQueue.make({ maxWorkers, handler: () => Effect.void })` with " +
       `\`TaskStore.layerMemory({ maxFinished: ${n(s.throughput.tasks)} })\`, so every record stays ` +
       "readable; `yield* queue.enqueue()` in a loop inside `Effect.gen`, then `awaitIdle`. Every " +
@@ -40,17 +57,21 @@ export const method = (s: Settings): string =>
       "the floor for anything built on Effect's fibers and queues.",
     "Figure: N / elapsed seconds.",
     "Where the time goes: the maxWorkers 8 run of this library and of the bare Effect loop again, " +
-      "with V8's sampling profiler (100 µs interval, started through `node:inspector` just before the " +
-      "first enqueue and stopped at idle). Each busy sample is counted as garbage collection, Effect's " +
+      "warm-up included, with V8's sampling profiler (100 µs interval, started through " +
+      "`node:inspector` just before the first enqueue of the timed run and stopped at idle; the " +
+      "warm-up is not profiled). Each busy sample is counted as garbage collection, Effect's " +
       "runtime (`node_modules/effect`), the library (`src/`) or other; the shares times the profiled " +
-      "µs per task give the table.",
+      "µs per task give the table. Profiling slows the run, so these µs per task are above " +
+      "1 / the unprofiled tasks/s; each column is the median of its own figure across rounds, so " +
+      "a row's parts need not add up exactly to its µs/task.",
     "### 2. Memory",
     `${n(s.memory.tasks)} tasks wait behind one task that never finishes, with one worker. ` +
       "Each task carries the payload `{ n: i }`. The first (never-ending) task is started, the heap " +
       "is settled and `process.memoryUsage()` read (baseline); then all tasks are enqueued, the heap " +
       "is settled again and read again. Figure: (heapUsed after − heapUsed before) / N, and the " +
       "same for RSS. Each child checks that N tasks are waiting and one is running.",
-    "- effect-task-queue: `maxWorkers: 1`, `handler: () => Effect.never`, `TaskStore.layerMemory()`, " +
+    "- effect-task-queue: `maxWorkers: 1`, `handler: () => Effect.never`, `shutdownGrace: 0`, " +
+      "`TaskStore.layerMemory()`, " +
       "`yield* queue.enqueue({ n: i })` in a loop; handles are not kept.",
     "- p-queue: `new PQueue({ concurrency: 1 })`, `add(() => new Promise(() => {}))` first, then " +
       "`add(() => work(payload))` per task; the promises `add` returns are not kept.",
@@ -59,12 +80,23 @@ export const method = (s: Settings): string =>
     "### 3. Enqueue latency against backlog",
     `Backlogs of ${s.latency.backlogs.map(n).join(", ")} tasks, each in its own child. The ` +
       "child first warms up: a separate queue (its own memory store) takes 10,000 enqueues and is " +
-      "shut down. Then a queue with `maxWorkers: 1` and `handler: () => Effect.never` takes one " +
-      "task (which runs forever), then the backlog; the heap is settled; then " +
-      `${n(s.latency.samples)} single enqueues are each timed with \`performance.now()\` just before ` +
-      "and after `yield* queue.enqueue(...)`. Figure: nearest-rank p50 and p99 of those samples, in " +
+      "shut down. Then a queue with `maxWorkers: 1`, `handler: () => Effect.never` and " +
+      "`shutdownGrace: 0` takes one task (which runs forever), then the backlog (the child checks " +
+      `that the backlog is waiting and one task running); then ${n(s.latency.warmUp)} more ` +
+      "untimed enqueues on the same queue, the same number for every backlog size; the heap is " +
+      `settled; then ${n(s.latency.samples)} single enqueues are each timed with ` +
+      "`performance.now()` just before and after `yield* queue.enqueue(...)`, and the child " +
+      `checks that backlog + ${n(s.latency.warmUp + s.latency.samples)} tasks wait at the end. ` +
+      "So the sampled enqueues find backlog + " +
+      `${n(s.latency.warmUp)} to backlog + ${n(s.latency.warmUp + s.latency.samples)} tasks ` +
+      "waiting. The untimed enqueues on the measured queue are there because the first few " +
+      "thousand enqueues on a fresh queue are slower than the rest, however much the separate " +
+      "queue warmed the code: without them, a backlog of 0 had those enqueues among its samples " +
+      "(its p99 several times the larger backlogs' and its spread above 100%), while every larger " +
+      "backlog had them in its untimed build. Figure: nearest-rank p50 and p99 of the samples, in " +
       "µs; across rounds the median of the per-round percentiles. The target ratio is the median " +
-      `p99 at ${n(Math.max(...s.latency.backlogs))} over the median p99 at 0.`,
+      `p99 at a backlog of ${n(Math.max(...s.latency.backlogs))} over the median p99 at a backlog ` +
+      "of 0.",
     "### 4. HTTP enqueue",
     "The server runs in its own child; the load generator is autocannon's programmatic API in the " +
       "runner process; both on 127.0.0.1. Per round and route: a fresh server, " +
@@ -73,8 +105,9 @@ export const method = (s: Settings): string =>
       '`POST /v0/scrapes` with `{"url":"https://shop.example/products/kettle"}`.',
     '- effect-task-queue: `TaskApi.make({ name: "scrapes", payload: ScrapeRequest })` (the ' +
       "scraper example's payload Schema) in an `HttpApi` with prefix `/v0`, implemented by " +
-      `\`TaskApi.layer\` over \`TaskQueue.layerMemory\` with \`maxWorkers: ${s.http.workers}\` and ` +
-      `\`handler: () => Effect.never\`. Before the server reports ready it enqueues ` +
+      `\`TaskApi.layer\` over \`TaskQueue.layerMemory\` with \`maxWorkers: ${s.http.workers}\`, ` +
+      "`handler: () => Effect.never` and `shutdownGrace: 0`. Before the server reports ready it " +
+      "enqueues " +
       `${n(s.http.backlog + s.http.workers)} tasks, so all ${s.http.workers} workers are busy and ` +
       `${n(s.http.backlog)} tasks wait, and settles the heap.`,
     "- bare HttpApi route: an `HttpApiEndpoint.post` at the same path with `setPayload(ScrapeRequest)` " +
@@ -120,7 +153,7 @@ export const method = (s: Settings): string =>
       "handler start, has completed and `queue.awaitIdle` has returned (it returns once the store " +
       "counts nothing queued or running and no completion waits to be written); figure 4 times " +
       "`queue.enqueue` and waits with the handle's `await`.",
-    "- raw better-sqlite3: a minimal queue written in the benchmark on better-sqlite3 (the " +
+    "- raw better-sqlite3, own table: a minimal queue written in the benchmark on better-sqlite3 (the " +
       "version @effect/sql-sqlite-node installs), the floor for a durable queue on SQLite. Its " +
       "`tasks` table has id (text, 26 characters, ordered by creation, as the library's), queue, " +
       "status, payload (JSON text), attempt, priority, due_at, owner, lease_until, result (JSON " +
@@ -139,7 +172,7 @@ export const method = (s: Settings): string =>
       "so the event loop gets its turn between batches. Figure 3 ends after the step whose commit " +
       `brings the committed completions to ${n(s.sqlite.tasks)}; figure 4 waits for the step ` +
       "that commits the sampled task's completion.",
-    "- raw better-sqlite3 on the library's table: the same queue (the same class: the same " +
+    "- raw better-sqlite3, library's table: the same queue (the same class: the same " +
       "steps, `setImmediate` turns, handler, ids, owner, lease and checks, with the statements " +
       "passed to it), on the library's own `tasks` table with the library's statements, so " +
       "that the gap between the library and the raw queue splits into what the library's " +
@@ -168,7 +201,10 @@ export const method = (s: Settings): string =>
       "last completion is committed. Samples are summed by the script they fall in: SQLite " +
       "(better-sqlite3 and @effect/sql-sqlite-node, which is where SQLite's native time is " +
       "counted), `@effect/sql`, Effect's runtime, the library (`src/`), GC and other; idle " +
-      "samples are left out; the shares times the profiled µs per task give µs per task. The " +
+      "samples are left out; the shares times the profiled µs per task give µs per task. " +
+      "Profiling slows the run, so these µs per task are above those of figure 3 (1 / its " +
+      "median tasks/s), and the report does not mix the two; each column is the median of its " +
+      "own figure across rounds, so a row's parts need not add up exactly to its µs/task. The " +
       "raw queue on the library's table calls the library's `writeParams`, so its row has a " +
       "little time under the library; the rest of its JavaScript (the queue itself, its " +
       "`setImmediate` turns and promises) is under other, as the raw queue's. Part of the " +

@@ -14,8 +14,8 @@ const NAMES: Record<string, string> = {
   fastq: "fastq.promise",
   "effect-loop": "bare Effect loop",
   bare: "bare HttpApi route",
-  raw: "raw better-sqlite3",
-  "raw-table": "raw better-sqlite3 on the library's table"
+  raw: "raw better-sqlite3, own table",
+  "raw-table": "raw better-sqlite3, library's table"
 }
 
 const nameOf = (impl: string) => NAMES[impl] ?? impl
@@ -101,13 +101,13 @@ const latencyTable = (results: Results) => {
   const empty = findVariant(results, "latency", "task-queue", { backlog: 0 })
   return table(
     [
-      "tasks waiting",
+      "backlog",
       "p50 µs (median)",
       "min–max",
       "p99 µs (median)",
       "min–max",
       "p99 spread",
-      "p99 vs empty queue"
+      "p99 vs backlog 0"
     ],
     variantsOf(results, "latency").map((v) => [
       num(v.params["backlog"]!),
@@ -151,7 +151,7 @@ const httpTable = (results: Results) => {
 
 /**
  * The durable store's figures, one row each: this library, the raw queue on
- * the library's table and the raw queue on its own, side by side.
+ * the library's table and the raw queue on its own minimal table, side by side.
  */
 const sqliteRows = (batchSize: number) =>
   [
@@ -186,9 +186,9 @@ const sqliteTable = (results: Results) => {
       `${nameOf("raw")} (median)`,
       "min–max",
       "spread",
-      "library ÷ raw",
-      "library ÷ raw on its table",
-      "raw on its table ÷ raw"
+      "library ÷ raw (own table)",
+      "library ÷ raw (library's table)",
+      "raw (library's table) ÷ raw (own table)"
     ],
     sqliteRows(results.settings.sqlite.batchSize).map(([label, metric, digits]) => [
       label,
@@ -202,19 +202,26 @@ const sqliteTable = (results: Results) => {
   )
 }
 
-/** Processing time per task (from the median tasks/s) and how the gap to the raw queue splits. */
+/** Unprofiled processing time per task of `impl`: 1 / its median tasks/s, in µs. */
+const unprofiledUs = (results: Results, impl: string) => {
+  const perSec = findVariant(results, "sqlite", impl)?.summary["processPerSec"]?.median
+  return perSec === undefined ? undefined : 1e6 / perSec
+}
+
+/** Unprofiled processing time per task and how the gap to the raw queue splits. */
 const sqliteGap = (results: Results) => {
-  const perTask = (impl: string) => {
-    const perSec = findVariant(results, "sqlite", impl)?.summary["processPerSec"]?.median
-    return perSec === undefined ? undefined : 1e6 / perSec
-  }
-  const [ours, onTable, raw] = [perTask("task-queue"), perTask("raw-table"), perTask("raw")]
+  const [ours, onTable, raw] = [
+    unprofiledUs(results, "task-queue"),
+    unprofiledUs(results, "raw-table"),
+    unprofiledUs(results, "raw")
+  ]
   if (ours === undefined || onTable === undefined || raw === undefined) return ""
   return (
-    ` In processing, the median tasks/s come to ${ours.toFixed(1)} µs per task for this ` +
-    `library, ${onTable.toFixed(1)} µs for the raw queue on its table and ` +
-    `${raw.toFixed(1)} µs for the raw queue: of the library's ${(ours - raw).toFixed(1)} µs ` +
-    `more than the raw queue, ${(onTable - raw).toFixed(1)} µs come with its table and ` +
+    " In processing, without a profiler, the median tasks/s come to " +
+    `${ours.toFixed(1)} µs per task for this library, ${onTable.toFixed(1)} µs for the raw ` +
+    `queue on the library's table and ${raw.toFixed(1)} µs for the raw queue on its own ` +
+    `table: of the library's ${(ours - raw).toFixed(1)} µs more than the raw queue on its ` +
+    `own table, ${(onTable - raw).toFixed(1)} µs come with the library's table and ` +
     `statements and ${(ours - onTable).toFixed(1)} µs with the rest of the library.`
   )
 }
@@ -224,8 +231,8 @@ const moreOrLess = (x: number) => `${Math.abs(x).toFixed(1)} µs ${x < 0 ? "less
 
 /**
  * The library's profiled time per task split in two: the SQLite work its
- * table and statements need anyway (what the raw queue on its table spends
- * in SQLite), and the rest.
+ * table and statements need anyway (what the raw queue on the library's
+ * table spends in SQLite), and the rest. Profiled figures only.
  */
 const profileGap = (
   ours: (metric: string) => number,
@@ -236,7 +243,8 @@ const profileGap = (
   const needed = onTable("sqliteUs")
   const outside = total - ours("sqliteUs")
   return (
-    `\n\nOf the library's ${total.toFixed(1)} µs per task, ${needed.toFixed(1)} µs ` +
+    `\n\nIn the profiled runs (all figures from here on are profiled µs), of the library's ` +
+    `${total.toFixed(1)} µs per task, ${needed.toFixed(1)} µs ` +
     `(${((needed / total) * 100).toFixed(0)}%) is SQLite work its table and statements need ` +
     "anyway: that is what the raw queue spends in SQLite running the library's statements on " +
     `the library's table, against ${raw("sqliteUs").toFixed(1)} µs on its own minimal table, ` +
@@ -245,14 +253,43 @@ const profileGap = (
     `${moreOrLess(needed - raw("sqliteUs"))} per task. The rest, ` +
     `${(total - needed).toFixed(1)} µs (${(((total - needed) / total) * 100).toFixed(0)}%), ` +
     `is the library's own: ${moreOrLess(ours("sqliteUs") - needed)} in SQLite than the raw ` +
-    "queue on its table (this includes @effect/sql-sqlite-node's JavaScript around each " +
-    `statement, which the profile counts as SQLite), and ${outside.toFixed(1)} µs outside ` +
-    `SQLite against the raw queue's ${(onTable("usPerTask") - needed).toFixed(1)} µs on the ` +
-    `same table: ${ours("effectUs").toFixed(1)} µs in Effect's runtime (the feeder's step, ` +
-    "the workers waking for each claimed task, the handler's fiber work), " +
-    `${ours("sqlUs").toFixed(1)} µs in \`@effect/sql\` (its transaction, statement cache), ` +
+    "queue on the library's table (this includes @effect/sql-sqlite-node's JavaScript around " +
+    "each statement, its prepared-statement cache among it, which the profile counts as " +
+    `SQLite), and ${outside.toFixed(1)} µs outside SQLite against the raw queue's ` +
+    `${(onTable("usPerTask") - needed).toFixed(1)} µs on the same table: ` +
+    `${ours("effectUs").toFixed(1)} µs in Effect's runtime (the feeder's step, the workers ` +
+    "waking for each claimed task, the handler's fiber work), " +
+    `${ours("sqlUs").toFixed(1)} µs in \`@effect/sql\` (the feeder takes its connection with ` +
+    "`sql.reserve` and runs BEGIN, its statements and COMMIT on that connection itself), " +
     `${ours("libraryUs").toFixed(1)} µs in the library's own code and ` +
     `${ours("gcUs").toFixed(1)} µs collecting garbage.`
+  )
+}
+
+/**
+ * What every profile table needs said: profiling slows the run, so its µs per
+ * task are above the unprofiled ones (given where the run has them), and each
+ * column is a median of its own.
+ */
+const profileNotes = (
+  rows: ReadonlyArray<readonly [name: string, profiled: number, unprofiled: number | undefined]>,
+  digits = 1
+) => {
+  const known = rows.filter((row): row is readonly [string, number, number] => row[2] !== undefined)
+  const compared =
+    known.length === 0
+      ? ""
+      : ` (here ${known
+          .map(
+            ([name, profiled, unprofiled]) =>
+              `${profiled.toFixed(digits)} µs against ${unprofiled.toFixed(digits)} µs for ${name}`
+          )
+          .join(", ")})`
+  return (
+    "Profiling slows the run, so the µs/task of a profiled run is above the µs per task of the " +
+    `unprofiled runs, 1 / their median tasks/s${compared}; the two kinds are not mixed below. ` +
+    "Each column is its own median across rounds, so a row's parts need not add up exactly " +
+    "to its µs/task."
   )
 }
 
@@ -289,7 +326,10 @@ const sqliteProfileTable = (results: Results) => {
       rows
     ) +
     "\n\nThe profile (V8's sampler at 100 µs, through `node:inspector`) covers only the " +
-    "processing stretch; SQLite's native time is counted where the driver calls into it." +
+    "processing stretch; SQLite's native time is counted where the driver calls into it. " +
+    profileNotes(
+      variants.map((v) => [nameOf(v.impl), us(v, "usPerTask"), unprofiledUs(results, v.impl)])
+    ) +
     gap
   )
 }
@@ -372,23 +412,45 @@ const profileTable = (results: Results) => {
         `${(us(queue, "gcUs") - us(loop, "gcUs")).toFixed(2)} µs more collecting garbage (the task ` +
         "records stay alive until the run ends, so they are copied out of the young generation), " +
         `${(us(queue, "effectUs") - us(loop, "effectUs")).toFixed(2)} µs more in Effect's runtime (the ` +
-        "interruptible region and exit handling around each handler, polling the next task), and " +
+        "interruptible region and exit handling around each handler, the log annotations and " +
+        "FiberRefs set for each task, taking the next token), and " +
         `${us(queue, "libraryUs").toFixed(2)} µs in the library's own code (ids, the record, the ` +
         "index, retention, the end-of-task checks)."
+  const unprofiled = (impl: string) => {
+    const workers = { workers: 8 }
+    const perSec = findVariant(results, "throughput", impl, workers)?.summary["tasksPerSec"]?.median
+    return perSec === undefined ? undefined : 1e6 / perSec
+  }
   return (
     table(["implementation", "µs/task", "GC", "Effect runtime", "library (src/)", "other"], rows) +
     "\n\nThe profile (V8's sampler at 100 µs, through `node:inspector`) covers only the timed " +
-    "stretch; profiling slows the run a little, so µs/task here is above 1 / throughput." +
+    "stretch of the timed run (not its warm-up). " +
+    profileNotes(
+      variants.map((v) => [
+        PROFILED[v.impl as keyof typeof PROFILED] ?? v.impl,
+        us(v, "usPerTask"),
+        unprofiled(v.impl)
+      ]),
+      2
+    ) +
     gap
   )
 }
 
-export const renderMarkdown = (results: Results): string => {
+export interface RenderOptions {
+  /** Whether the run wrote its figures to bench/results/ (a `--case` run writes nothing). */
+  readonly written: boolean
+}
+
+export const renderMarkdown = (results: Results, options: RenderOptions): string => {
   const s = results.settings
+  const saved = options.written
+    ? `The same figures are in \`bench/results/${results.mode === "full" ? "latest" : "quick"}.json\`. `
+    : "Only the cases named with `--case` ran, and no file was written. "
   const sections = [
     "# Benchmarks",
     "Written by `npm run bench` (bench/run.ts) from the measurements of one run; do not edit by hand. " +
-      `The same figures are in \`bench/results/${results.mode === "full" ? "latest" : "quick"}.json\`. ` +
+      saved +
       "Medians across rounds; " +
       "min–max is the lowest and highest round; spread is (max − min) / median. " +
       "Ratios are ratios of medians.",
@@ -404,17 +466,22 @@ export const renderMarkdown = (results: Results): string => {
     memoryTable(results),
     `## 3. Enqueue latency against backlog: ${num(s.latency.samples)} samples`,
     latencyTable(results),
+    "Backlog is the number of tasks waiting before the untimed warm-up on the measured queue " +
+      `(${num(s.latency.warmUp)} enqueues, the same for every size), so the sampled enqueues ` +
+      `find backlog + ${num(s.latency.warmUp)} to backlog + ` +
+      `${num(s.latency.warmUp + s.latency.samples)} tasks waiting; see the Method section.`,
     `## 4. HTTP enqueue: ${s.http.connections} connections, ${s.http.durationSeconds} s`,
     httpTable(results),
     `## 5. Durable SQLite store: ${num(s.sqlite.tasks)} tasks at maxWorkers ${s.sqlite.workers}`,
     sqliteTable(results),
     "The ratio columns divide medians: above 1, the first of the two is faster for tasks/s " +
       "and slower for latencies. " +
-      "The raw queue on the library's table runs the raw queue's machinery on the library's " +
-      "`tasks` table with the library's statements, so library ÷ raw, the whole gap, is the " +
-      "product of raw on its table ÷ raw (what the library's table and statements cost in " +
-      "SQLite) and library ÷ raw on its table (what the rest of the library costs: Effect's " +
-      "runtime, `@effect/sql`, its own code)." +
+      "Raw better-sqlite3, library's table runs the raw queue's machinery on the library's " +
+      "`tasks` table with the library's statements; raw better-sqlite3, own table runs it on " +
+      "a minimal table of its own. So library ÷ raw (own table), the whole gap, is the " +
+      "product of raw (library's table) ÷ raw (own table) (what the library's table and " +
+      "statements cost in SQLite) and library ÷ raw (library's table) (what the rest of the " +
+      "library costs: Effect's runtime, `@effect/sql`, its own code)." +
       sqliteGap(results),
     "### Where the processing time goes",
     sqliteProfileTable(results),

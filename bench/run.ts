@@ -9,7 +9,8 @@
  * - full: bench/results/latest.json and BENCHMARKS.md;
  * - quick: bench/results/quick.json, with the report printed instead.
  *
- * `--case=throughput,memory` runs only those cases and writes nothing.
+ * `--case=throughput,memory` runs only those cases and writes nothing; an
+ * unknown case id stops the run before anything runs, listing the valid ids.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import os from "node:os"
@@ -68,7 +69,28 @@ const runCase = async (plan: CasePlan): Promise<CaseResult> => {
   }
 }
 
+/** The plans to run, or a message naming the unknown ids and listing the valid ones. */
+const selectPlans = (): ReadonlyArray<CasePlan> | string => {
+  const plans = plan(settings)
+  if (only === undefined) return plans
+  const ids = plans.map((p) => p.id)
+  const unknown = only.filter((id) => !ids.includes(id))
+  if (unknown.length > 0) {
+    return (
+      `unknown case id ${unknown.map((id) => JSON.stringify(id)).join(", ")} in --case; ` +
+      `valid ids: ${ids.join(", ")}`
+    )
+  }
+  return plans.filter((p) => only.includes(p.id))
+}
+
 const main = async () => {
+  const plans = selectPlans()
+  if (typeof plans === "string") {
+    console.error(plans)
+    process.exitCode = 2
+    return
+  }
   const startedAt = new Date()
   const clock = performance.now()
   const machine = describeMachine(ROOT)
@@ -80,10 +102,7 @@ const main = async () => {
   }
 
   const cases: Array<CaseResult> = []
-  for (const casePlan of plan(settings)) {
-    if (only !== undefined && !only.includes(casePlan.id)) continue
-    cases.push(await runCase(casePlan))
-  }
+  for (const casePlan of plans) cases.push(await runCase(casePlan))
 
   const results: Results = {
     mode,
@@ -96,7 +115,7 @@ const main = async () => {
     notMeasured: NOT_MEASURED,
     targets: checkTargets(cases, settings)
   }
-  const markdown = renderMarkdown(results)
+  const markdown = renderMarkdown(results, { written: only === undefined })
   if (only !== undefined) {
     console.log(`\n${markdown}`)
     return

@@ -59,7 +59,9 @@ const QueueServerLive = serve(
     TaskQueue.layerMemory(Scrapes, {
       name: "scrapes",
       maxWorkers: workers,
-      handler: () => Effect.never
+      handler: () => Effect.never,
+      // Nothing is measured at shutdown: interrupt the never-ending tasks at once.
+      shutdownGrace: 0
     })
   )
 )

@@ -9,6 +9,11 @@
  *
  * The first three keep a status record per task and read one random earlier
  * record every 10,000 enqueues; the Effect loop keeps none (it is the floor).
+ *
+ * Before the timed run, the same implementation runs once untimed on an
+ * instance of its own (its own queue, store and record map) with
+ * min(`--tasks`, `--warm-up`) tasks, to the end; that instance is dropped, the
+ * heap is settled, and only then does the timed run start on a fresh instance.
  */
 import { Deferred, Effect, Logger, LogLevel, Queue } from "effect"
 import { TaskQueue, TaskStore } from "effect-task-queue"
@@ -22,11 +27,23 @@ const impl = requiredOption("impl")
 const tasks = intOption("tasks")
 const workers = intOption("workers")
 const LOOKUP_EVERY = 10_000
+/** Tasks of the untimed warm-up run (fewer when the timed run is smaller). */
+const warmUpTasks = Math.min(tasks, intOption("warm-up"))
 const profiling = option("profile") === "true"
 
+/** What runs just before the clock starts and just after it stops. */
+interface Stretch {
+  readonly start: () => Promise<void>
+  readonly stop: () => Promise<void>
+}
+
+/** The warm-up run: nothing around its stretch. */
+const untimed: Stretch = { start: async () => {}, stop: async () => {} }
+
 /**
- * With `--profile=true`, a CPU profile covers the timed stretch (from just
- * before the first enqueue to idle) and its breakdown joins the result.
+ * The timed run: with `--profile=true`, a CPU profile covers its stretch
+ * (from just before the first enqueue to idle) and its breakdown joins the
+ * result.
  */
 const timed = {
   breakdown: undefined as Breakdown | undefined,
@@ -48,6 +65,9 @@ interface Outcome {
   readonly lookups: number
 }
 
+/** One run of an implementation on a fresh instance: `n` tasks, the clock around `stretch`. */
+type Run = (n: number, stretch: Stretch) => Promise<Outcome>
+
 const randomBelow = (n: number): number => Math.floor(Math.random() * n)
 
 /** The status record p-queue and fastq users keep themselves. */
@@ -65,14 +85,17 @@ const runTask = async (record: StatusRecord): Promise<void> => {
 
 /** Shared by p-queue and fastq: fill the record map, submit each task, wait for the end. */
 const runPromiseQueue = async (
+  n: number,
+  stretch: Stretch,
   submit: (record: StatusRecord) => void,
   idle: () => Promise<void>
 ): Promise<Outcome> => {
   const records = new Map<number, StatusRecord>()
   let lookups = 0
   await settleHeap()
+  await stretch.start()
   const start = performance.now()
-  for (let i = 0; i < tasks; i++) {
+  for (let i = 0; i < n; i++) {
     const record: StatusRecord = { status: "queued" }
     records.set(i, record)
     submit(record)
@@ -83,31 +106,36 @@ const runPromiseQueue = async (
   }
   await idle()
   const ms = performance.now() - start
+  await stretch.stop()
   return {
     ms,
     first: records.get(0)!.status,
-    last: records.get(tasks - 1)!.status,
+    last: records.get(n - 1)!.status,
     lookups
   }
 }
 
-const pQueue = (): Promise<Outcome> => {
+const pQueue: Run = (n, stretch) => {
   const queue = new PQueue({ concurrency: workers })
   return runPromiseQueue(
+    n,
+    stretch,
     (record) => void queue.add(() => runTask(record)),
     () => queue.onIdle()
   )
 }
 
-const fastQueue = (): Promise<Outcome> => {
+const fastQueue: Run = (n, stretch) => {
   const queue = fastq.promise(runTask, workers)
   return runPromiseQueue(
+    n,
+    stretch,
     (record) => void queue.push(record),
     () => queue.drained()
   )
 }
 
-const taskQueue = (): Promise<Outcome> =>
+const taskQueue: Run = (n, stretch) =>
   Effect.gen(function* () {
     const queue = yield* TaskQueue.make({
       name: "bench",
@@ -117,9 +145,9 @@ const taskQueue = (): Promise<Outcome> =>
     const ids: Array<string> = []
     let lookups = 0
     yield* Effect.promise(settleHeap)
-    yield* Effect.promise(timed.start)
+    yield* Effect.promise(stretch.start)
     const start = performance.now()
-    for (let i = 0; i < tasks; i++) {
+    for (let i = 0; i < n; i++) {
       const handle = yield* queue.enqueue()
       ids.push(handle.id)
       if ((i + 1) % LOOKUP_EVERY === 0) {
@@ -129,18 +157,18 @@ const taskQueue = (): Promise<Outcome> =>
     }
     yield* queue.awaitIdle
     const ms = performance.now() - start
-    yield* Effect.promise(timed.stop)
+    yield* Effect.promise(stretch.stop)
     const first = yield* queue.get(ids[0]!)
-    const last = yield* queue.get(ids[tasks - 1]!)
+    const last = yield* queue.get(ids[n - 1]!)
     return { ms, first: first.status, last: last.status, lookups }
   }).pipe(
     Effect.scoped,
-    Effect.provide(TaskStore.layerMemory({ maxFinished: tasks })),
+    Effect.provide(TaskStore.layerMemory({ maxFinished: n })),
     Logger.withMinimumLogLevel(LogLevel.Warning),
     Effect.runPromise
   )
 
-const effectLoop = (): Promise<Outcome> =>
+const effectLoop: Run = (n, stretch) =>
   Effect.gen(function* () {
     const queue = yield* Queue.unbounded<number>()
     const finished = yield* Deferred.make<void>()
@@ -150,25 +178,32 @@ const effectLoop = (): Promise<Outcome> =>
         yield* Queue.take(queue)
         yield* Effect.void
         done += 1
-        if (done === tasks) yield* Deferred.succeed(finished, undefined)
+        if (done === n) yield* Deferred.succeed(finished, undefined)
       }
     })
     for (let i = 0; i < workers; i++) yield* Effect.forkScoped(worker)
     yield* Effect.promise(settleHeap)
-    yield* Effect.promise(timed.start)
+    yield* Effect.promise(stretch.start)
     const start = performance.now()
-    for (let i = 0; i < tasks; i++) yield* Queue.offer(queue, i)
+    for (let i = 0; i < n; i++) yield* Queue.offer(queue, i)
     yield* Deferred.await(finished)
     const ms = performance.now() - start
-    yield* Effect.promise(timed.stop)
+    yield* Effect.promise(stretch.stop)
     return { ms, first: "n/a", last: "n/a", lookups: 0 }
   }).pipe(Effect.scoped, Effect.runPromise)
 
-const impls: Record<string, () => Promise<Outcome>> = {
+const impls: Record<string, Run> = {
   "task-queue": taskQueue,
   "p-queue": pQueue,
   fastq: fastQueue,
   "effect-loop": effectLoop
+}
+
+/** Every task of a run with records must have succeeded by its end. */
+const check = (label: string, outcome: Outcome) => {
+  if (impl !== "effect-loop" && (outcome.first !== "succeeded" || outcome.last !== "succeeded")) {
+    throw new Error(`${label}: first/last task not succeeded: ${outcome.first}, ${outcome.last}`)
+  }
 }
 
 /** The profile as microseconds per task in each category, when there is one. */
@@ -188,14 +223,18 @@ const breakdownFigures = (ms: number) => {
 runMain(async () => {
   const run = impls[impl]
   if (run === undefined) throw new Error(`unknown --impl=${impl}`)
-  const outcome = await run()
-  if (impl !== "effect-loop" && (outcome.first !== "succeeded" || outcome.last !== "succeeded")) {
-    throw new Error(`first/last task not succeeded: ${outcome.first}, ${outcome.last}`)
-  }
+  // The warm-up: its own instance, dropped when it returns; the timed run
+  // settles the heap before its clock starts.
+  const warmUp = await run(warmUpTasks, untimed)
+  check("warm-up", warmUp)
+  const outcome = await run(tasks, timed)
+  check("timed run", outcome)
   emitResult({
     impl,
     tasks,
     workers,
+    warmUpTasks,
+    warmUpMs: warmUp.ms,
     ms: outcome.ms,
     tasksPerSec: (tasks / outcome.ms) * 1000,
     firstStatus: outcome.first,

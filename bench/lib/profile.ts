@@ -16,7 +16,11 @@ export interface Breakdown {
   readonly library: number
   /** SQLite itself and the better-sqlite3 / @effect/sql-sqlite-node calls into it. */
   readonly sqlite: number
-  /** `@effect/sql`: statements, transactions, the prepared-statement cache. */
+  /**
+   * `@effect/sql` itself: `sql.reserve`, compiling `sql` templates,
+   * `sql.withTransaction`. The connection's prepared-statement cache is
+   * @effect/sql-sqlite-node's, so it counts as SQLite.
+   */
   readonly sql: number
   readonly other: number
 }

@@ -35,9 +35,19 @@ export interface Target {
 
 export interface Settings {
   readonly rounds: number
-  readonly throughput: { readonly tasks: number; readonly workers: ReadonlyArray<number> }
+  readonly throughput: {
+    readonly tasks: number
+    /** Tasks of the untimed warm-up run before the timed one, at most `tasks`. */
+    readonly warmUp: number
+    readonly workers: ReadonlyArray<number>
+  }
   readonly memory: { readonly tasks: number }
-  readonly latency: { readonly backlogs: ReadonlyArray<number>; readonly samples: number }
+  readonly latency: {
+    readonly backlogs: ReadonlyArray<number>
+    /** Untimed enqueues on the measured queue after its backlog, before the samples. */
+    readonly warmUp: number
+    readonly samples: number
+  }
   readonly http: {
     readonly durationSeconds: number
     readonly warmupSeconds: number
