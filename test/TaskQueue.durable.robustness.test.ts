@@ -320,6 +320,38 @@ describe("durable: a task that ends during the shutdown grace", () => {
       expect(view.status).toBe("succeeded")
     })
   )
+
+  it.scoped(
+    "keeps queued a task whose attempt fails as the grace ends, its cleanup still running",
+    () =>
+      Effect.gen(function* () {
+        const context = yield* memoryDb
+        let started = 0
+        const queue = yield* TaskQueue.make({
+          name: "grace-cleanup",
+          maxWorkers: 1,
+          payload: Schema.String,
+          shutdownGrace: "50 millis",
+          handler: (_: string) =>
+            Effect.gen(function* () {
+              // A release that outlasts the grace: the grace ends while the
+              // failed attempt's retry is being decided.
+              yield* Effect.acquireRelease(Effect.void, () => Effect.sleep("100 millis"))
+              started += 1
+              yield* Effect.sleep("10 millis")
+              return yield* Effect.fail("boom")
+            })
+        }).pipe(Effect.provide(context))
+        const task = yield* queue.enqueue("x")
+        yield* yieldUntil(() => started === 1)
+        const shutdown = yield* Effect.fork(queue.shutdown)
+        yield* settle
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(shutdown)
+        const row = yield* readRow(task.id).pipe(Effect.provide(context))
+        expect(row).toMatchObject({ status: "queued", attempt: 0, owner: null })
+      })
+  )
 })
 
 /**

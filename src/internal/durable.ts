@@ -259,13 +259,16 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       minimum: LogLevel.LogLevel
     ): Effect.Effect<void> => {
       if (Exit.isSuccess(exit)) return end(entry, exit, minimum)
-      if (!open && entry.reason === undefined && Cause.isInterruptedOnly(exit.cause)) {
-        // Cut short by the end of the shutdown grace: it runs again after a restart.
+      /** Cut short by the end of the shutdown grace: it runs again after a restart. */
+      const keepQueued = () => {
         release(entry)
         return Effect.logInfo("task interrupted by shutdown; it stays queued").pipe(
           Effect.annotateLogs(annotations(entry))
         )
       }
+      const cutByShutdown = (e: Exit.Exit<unknown, unknown>) =>
+        !open && entry.reason === undefined && Exit.isFailure(e) && Cause.isInterruptedOnly(e.cause)
+      if (cutByShutdown(exit)) return keepQueued()
       const now = clock.unsafeCurrentTimeMillis()
       const state = (schedule: Settings["schedule"]) =>
         scheduleStates.has(entry.id) ? scheduleStates.get(entry.id) : schedule.initial
@@ -274,6 +277,8 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
         if (decision._tag === "retry" && entry.reason !== undefined) {
           return end(entry, Exit.interrupt(FiberId.none), minimum)
         }
+        // The grace can also end while the retry is decided.
+        if (decision._tag === "end" && cutByShutdown(decision.exit)) return keepQueued()
         if (decision._tag === "end") return end(entry, decision.exit, minimum)
         const progress = entry.p
         running -= 1
