@@ -18,7 +18,6 @@ import {
   FiberRef,
   FiberSet,
   LogLevel,
-  Option,
   ParseResult,
   Queue,
   Scope
@@ -39,6 +38,7 @@ import { annotations, decide, describeCause, logEnd } from "./attempt.js"
 import type { Config } from "./engine.js"
 import type { Owner, Settings } from "./entry.js"
 import { Entry, StoredHandle } from "./entry.js"
+import type { StoreFiberHost } from "./feeder.js"
 import { makeFeeder } from "./feeder.js"
 import { makeIdGenerator } from "./id.js"
 import { makeLeases } from "./leases.js"
@@ -350,7 +350,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // It is woken with each token offered, and at shutdown, and takes the
     // token from the ready queue as before.
     const parked: Array<(effect: Effect.Effect<void>) => void> = []
-    const hasToken = () => Option.getOrElse(ready.unsafeSize(), () => 0) > 0
+    const { hasToken } = pool
     const parkWorker = Effect.async<void>((resume) => {
       // A token offered since the worker looked would have woken no one.
       if (hasToken() || !open) resume(Effect.void)
@@ -359,8 +359,7 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // Every token offered wakes one, wherever it comes from.
     pool.onToken = () => parked.shift()?.(Effect.void)
 
-    // The feeder: writes and claims, one transaction per step.
-    const feederSteps = makeFeeder({
+    const storeFibers: StoreFiberHost = {
       name,
       owner,
       lease,
@@ -368,10 +367,15 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
       durable,
       clock,
       wake,
-      free: () => (open && !pool.paused ? pool.maxWorkers - claimed : 0),
-      accept: (tasks) => accept(tasks),
       applied: (done) => applied(done),
       recover
+    }
+
+    // The feeder: writes and claims, one transaction per step.
+    const feederSteps = makeFeeder({
+      ...storeFibers,
+      free: () => (open && !pool.paused ? pool.maxWorkers - claimed : 0),
+      accept: (tasks) => accept(tasks)
     })
 
     /** After writes are kept: callers waiting on the tasks that ended are told. */
@@ -384,18 +388,10 @@ export const makeDurable = <Args extends ReadonlyArray<any>, A, E, R>(
     // Leases: renewed while tasks run here; claims of gone instances taken back.
 
     const leaseSteps = makeLeases({
-      name,
-      owner,
-      lease,
-      pollInterval,
-      durable,
-      clock,
-      wake,
+      ...storeFibers,
       local,
       running: () => running,
-      cancel: (entry) => cancelEntry(entry),
-      applied,
-      recover
+      cancel: (entry) => cancelEntry(entry)
     })
 
     // -------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import {
   FiberRef,
   FiberSet,
   LogLevel,
-  Option,
   Queue,
   Scope,
   Tracer
@@ -267,7 +266,7 @@ export const make = <Args extends ReadonlyArray<any>, A, E, R>(
       // Workers go on while tokens wait. Should another fiber take the
       // last token first, the worker waits for the next one with its
       // permit, as a durable queue's workers do; shutdown ends that wait.
-      goesOn: () => Option.getOrElse(ready.unsafeSize(), () => 0) > 0,
+      goesOn: pool.hasToken,
       next: (step) =>
         Effect.flatMap(Queue.take(ready), () => {
           const entry = lanes.shift()

@@ -74,7 +74,24 @@ export class Extras {
  * One task as the engine tracks it: the record the memory store keeps, and
  * the handle `enqueue` returns. One object per waiting task, nothing else.
  */
-export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
+/**
+ * What a task handle shows of itself, printed or serialized: its id, never
+ * the task's input (the memory engine's handle is its internal record).
+ */
+abstract class ShownAsHandle {
+  abstract readonly id: TaskId
+  toJSON(): unknown {
+    return { _id: "TaskHandle", id: this.id }
+  }
+  toString(): string {
+    return `TaskHandle(${this.id})`
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
+}
+
+export class Entry extends ShownAsHandle implements TaskRecord, TaskHandle<unknown, unknown> {
   status: TaskStatus = "queued"
   progress: Progress | undefined = undefined
 
@@ -84,7 +101,9 @@ export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
     readonly createdAt: number,
     /** The handler's argument (or a `Spread` of them) until the task starts. */
     public input: unknown
-  ) {}
+  ) {
+    super()
+  }
 
   /** The progress, made on first use. */
   get p(): Progress {
@@ -146,25 +165,10 @@ export class Entry implements TaskRecord, TaskHandle<unknown, unknown> {
   get cancel(): Effect.Effect<TaskStatus, TaskFinished> {
     return this.owner.cancel(this)
   }
-
-  // The entry is also the handle `enqueue` gives back: printed or serialized,
-  // it shows what a handle is, never the task's input.
-  toJSON(): unknown {
-    return handleJson(this.id)
-  }
-  toString(): string {
-    return `TaskHandle(${this.id})`
-  }
-  [Inspectable.NodeInspectSymbol](): unknown {
-    return handleJson(this.id)
-  }
 }
 
-/** What a task handle shows of itself: its id. */
-const handleJson = (id: TaskId) => ({ _id: "TaskHandle", id })
-
 /** A handle for a task held elsewhere (a durable store): `await` and `cancel` given. */
-export class StoredHandle implements TaskHandle<unknown, unknown> {
+export class StoredHandle extends ShownAsHandle implements TaskHandle<unknown, unknown> {
   readonly await: Effect.Effect<Exit.Exit<unknown, unknown>>
   readonly cancel: Effect.Effect<TaskStatus, TaskFinished>
   constructor(
@@ -172,17 +176,9 @@ export class StoredHandle implements TaskHandle<unknown, unknown> {
     awaitEnd: Effect.Effect<Exit.Exit<unknown, unknown>>,
     cancel: Effect.Effect<TaskStatus, TaskFinished>
   ) {
+    super()
     this.await = awaitEnd
     this.cancel = cancel
-  }
-  toJSON(): unknown {
-    return handleJson(this.id)
-  }
-  toString(): string {
-    return `TaskHandle(${this.id})`
-  }
-  [Inspectable.NodeInspectSymbol](): unknown {
-    return handleJson(this.id)
   }
 }
 

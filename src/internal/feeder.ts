@@ -10,8 +10,8 @@ import type { Durable, StoredTask, Write } from "../TaskStore.js"
 /** Writes applied per transaction at most. */
 const MAX_WRITES = 500
 
-/** What the feeder needs of its queue. */
-export interface FeederHost {
+/** What the durable queue's background fibers (feeder, leases) share. */
+export interface StoreFiberHost {
   readonly name: string
   /** The claim owner of this queue's instance. */
   readonly owner: string
@@ -20,15 +20,19 @@ export interface FeederHost {
   readonly pollInterval: number
   readonly durable: Durable
   readonly clock: Clock.Clock
-  /** Offered to by local enqueues, ends of tasks and the ticker. */
+  /** Wakes the feeder: offered to by local enqueues, ends of tasks and the ticker. */
   readonly wake: Queue.Queue<void>
+  /** Called once writes are kept: callers waiting on them are told. */
+  readonly applied: (done: ReadonlyArray<Write>) => void
+  readonly recover: (what: string) => (cause: Cause.Cause<unknown>) => Effect.Effect<void>
+}
+
+/** What the feeder needs of its queue. */
+export interface FeederHost extends StoreFiberHost {
   /** How many tasks a step may claim now: none while closing or paused. */
   readonly free: () => number
   /** Makes claimed tasks ready here. */
   readonly accept: (tasks: ReadonlyArray<StoredTask>) => Effect.Effect<void>
-  /** Called once writes are kept: callers waiting on them are told. */
-  readonly applied: (done: ReadonlyArray<Write>) => void
-  readonly recover: (what: string) => (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
 export interface Feeder {

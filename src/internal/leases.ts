@@ -3,29 +3,18 @@
  * runs here, tasks that a gone instance left running taken back, and cancels
  * that other processes asked for of tasks running here.
  */
-import type { Cause, Clock } from "effect"
 import { Effect, Queue } from "effect"
-import type { Durable, Write } from "../TaskStore.js"
 import type { Entry } from "./entry.js"
+import type { StoreFiberHost } from "./feeder.js"
 import { isGone, takeBack } from "./ownership.js"
 
 /** What the lease fibers need of their queue. */
-export interface LeaseHost {
-  readonly name: string
-  readonly owner: string
-  readonly lease: number
-  readonly pollInterval: number
-  readonly durable: Durable
-  readonly clock: Clock.Clock
-  readonly wake: Queue.Queue<void>
+export interface LeaseHost extends StoreFiberHost {
   /** Tasks claimed here, by id. */
   readonly local: ReadonlyMap<string, Entry>
   /** Handlers running here. */
   readonly running: () => number
   readonly cancel: (entry: Entry) => Effect.Effect<unknown, unknown>
-  /** Called once writes are kept. */
-  readonly applied: (done: ReadonlyArray<Write>) => void
-  readonly recover: (what: string) => (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
 export const makeLeases = (host: LeaseHost) => {

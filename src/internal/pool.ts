@@ -6,7 +6,7 @@
  * that do not depend on where tasks are kept.
  */
 import type { Cause, Scope } from "effect"
-import { Deferred, Effect, Exit, Fiber, FiberSet, Queue } from "effect"
+import { Deferred, Effect, Exit, Fiber, FiberSet, Option, Queue } from "effect"
 import type { TaskRecord, TaskStatus } from "../Task.js"
 import * as Task from "../Task.js"
 import type { InvalidOption } from "../TaskError.js"
@@ -39,6 +39,8 @@ export interface Pool {
    * the drain fiber gives back): a durable queue wakes a waiting worker.
    */
   onToken: () => void
+  /** Whether a token waits in the ready queue, with no taker before it. */
+  readonly hasToken: () => boolean
   /**
    * One step of the drain fiber: a permit, then a token, then a worker
    * forked with the permit, which it gives back when it ends, however it ends.
@@ -81,6 +83,7 @@ export const makePool = (maxWorkers: number): Effect.Effect<Pool, never, Scope.S
         pool.onToken()
       },
       onToken: () => {},
+      hasToken: () => Option.getOrElse(ready.unsafeSize(), () => 0) > 0,
       drainStep: <R>(host: Host<R>) =>
         Effect.uninterruptibleMask((restore) =>
           restore(gate.await).pipe(
